@@ -1,0 +1,5 @@
+import sys
+
+from skill_engine.cli import main
+
+sys.exit(main())

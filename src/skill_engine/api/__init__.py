@@ -1,0 +1,1 @@
+"""The HTTP surface: PhariaEngine's routes, status codes and texts."""

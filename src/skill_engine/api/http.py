@@ -1,0 +1,103 @@
+"""Request parsing shared by all routes, reproducing axum's rejection texts (engine-spec §2.1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from skill_engine.config import invalid_namespace_text, is_valid_namespace
+
+MAX_BODY = 50 * 1024 * 1024
+_LARGE = 1024 * 1024
+"""Bodies above this are parsed off the event loop so big inputs never stall other requests."""
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def text(body: str, status: int = 200) -> Response:
+    return Response(body, status_code=status, media_type="text/plain; charset=utf-8")
+
+
+def json_response(value: Any, status: int = 200) -> Response:
+    return Response(dumps(value), status_code=status, media_type="application/json")
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+def namespace_param(request: Request) -> str:
+    namespace: str = request.path_params["namespace"]
+    if not is_valid_namespace(namespace):
+        raise HttpError(400, "Invalid URL: " + invalid_namespace_text(namespace))
+    return namespace
+
+
+def bearer_token(request: Request) -> str | None:
+    """The caller's token; a present header that is not `Bearer <token>` is rejected."""
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise HttpError(400, "Header of type `authorization` was invalid")
+    return token
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def serde_style(error: json.JSONDecodeError) -> str:
+    return f"{error.msg} at line {error.lineno} column {error.colno}"
+
+
+async def read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise HttpError(413, "Failed to buffer the request body: length limit exceeded")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HttpError(413, "Failed to buffer the request body: length limit exceeded")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def json_body(request: Request) -> bytes:
+    """The body as compact JSON bytes, as the skill receives it."""
+    if not _is_json(request.headers.get("content-type")):
+        raise HttpError(415, "Expected request with `Content-Type: application/json`")
+    raw = await read_body(request)
+    if len(raw) > _LARGE:
+        return await run_in_threadpool(_reserialize, raw)
+    return _reserialize(raw)
+
+
+def _reserialize(raw: bytes) -> bytes:
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise HttpError(400, "Failed to parse the request body as JSON: " + serde_style(e)) from None
+    except UnicodeDecodeError as e:
+        raise HttpError(400, f"Failed to parse the request body as JSON: {e}") from None
+    try:
+        return dumps(value)
+    except ValueError as e:  # NaN/Infinity are not JSON
+        raise HttpError(400, f"Failed to parse the request body as JSON: {e}") from None

@@ -1,0 +1,105 @@
+"""Wires configuration, drivers, runtime, skill store and HTTP routes into one ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import platformdirs
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from skill_engine.api.routes import SkillRoutes
+from skill_engine.config import Settings
+from skill_engine.csi import Csi
+from skill_engine.csi.inference import Inference, NoInference
+from skill_engine.csi.inference.openai import OpenAIInference
+from skill_engine.runtime.compiler import ArtifactCache, Compiler
+from skill_engine.runtime.runner import WasmRuntime
+from skill_engine.skills.namespaces import NamespaceWatcher
+from skill_engine.skills.store import SkillStore
+
+log = logging.getLogger("skill_engine")
+
+
+def make_inference(settings: Settings) -> Inference:
+    if settings.openai_inference is not None:
+        return OpenAIInference(settings.openai_inference.url, settings.openai_inference.token)
+    return NoInference()
+
+
+def cache_directory(settings: Settings) -> Path:
+    if settings.wasmtime_cache_dir is not None:
+        return settings.wasmtime_cache_dir
+    return Path(platformdirs.user_cache_dir("skill-engine")) / "compiled"
+
+
+class Engine:
+    """Everything behind the HTTP surface, with its start-up and shutdown order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.csi = Csi(inference=make_inference(settings))
+        self.runtime = WasmRuntime(
+            self.csi,
+            timeout=settings.skill_timeout,
+            memory_limit=int(settings.skill_memory_limit),
+            max_workers=settings.max_concurrent_skills,
+        )
+        self.compiler = Compiler(
+            ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
+        )
+        self.store = SkillStore(self.runtime, self.compiler)
+        self.watcher = NamespaceWatcher(
+            settings.effective_namespaces(), self.store, settings.namespace_update_interval
+        )
+        self._watching: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.watcher.run_pass()  # the port opens only after the first pass
+        self._watching = asyncio.create_task(self.watcher.run_forever())
+
+    async def stop(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+        await self.csi.aclose()
+
+
+async def _empty(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    return Response(status_code=status, headers=headers)
+
+
+def create_app(settings: Settings) -> Starlette:
+    engine = Engine(settings)
+    routes = SkillRoutes(engine.store, engine.runtime)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/health", routes.health, methods=["GET"]),
+            Route("/v1/skills", routes.list_skills, methods=["GET"]),
+            Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
+            Route("/v1/skills/{namespace}/{name}/metadata", routes.metadata, methods=["GET"]),
+        ],
+        exception_handlers={404: _empty, 405: _empty},
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    return app

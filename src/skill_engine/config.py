@@ -1,0 +1,231 @@
+"""Configuration compatible with PhariaEngine (engine-spec §3).
+
+Sources, later ones win: `config.toml` in the working directory (kebab-case keys), `.env` in the working
+directory (never overrides the real environment), then environment variables where `__` separates nesting
+levels (`NAMESPACES__MY_TEAM__DIRECTORY` ⇒ `namespaces.my-team.directory`). Unknown keys are ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ByteSize, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+NAMESPACE_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def invalid_namespace_text(name: str) -> str:
+    return (
+        f"Invalid namespace `{name}`. Namespaces must be between 1 and 64 characters long and must follow "
+        "the pattern `^[a-z0-9]+(-[a-z0-9]+)*$`"
+    )
+
+
+def is_valid_namespace(name: str) -> bool:
+    return 1 <= len(name) <= 64 and NAMESPACE_PATTERN.match(name) is not None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `10s`, `1m30s`, `500ms`, `1h`, ISO-8601 `PT10S`, or a plain number of seconds."""
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    else:
+        text = str(value).strip()
+        iso = _ISO_DURATION.match(text.upper())
+        if iso and text.upper() not in ("P", "PT"):
+            days, hours, minutes, secs = (float(g) if g else 0.0 for g in iso.groups())
+            seconds = days * 86400 + hours * 3600 + minutes * 60 + secs
+        else:
+            compact = text.replace(" ", "")
+            parts = _DURATION_PART.findall(compact)
+            if not parts or "".join(n + u for n, u in parts) != compact:
+                try:
+                    seconds = float(compact)
+                except ValueError:
+                    raise ValueError(
+                        f"invalid duration {text!r}: use e.g. 10s, 1m30s, 500ms, 1h or PT10S"
+                    ) from None
+            else:
+                seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    if seconds < 0:
+        raise ValueError("duration must be non-negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class OpenAIInferenceConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    url: str
+    token: str
+
+
+class NamespaceConfig(BaseModel):
+    """One `[namespaces.<name>]` table; which shape it is follows from the keys present (§3.3)."""
+
+    model_config = ConfigDict(extra="ignore")
+    directory: Path | None = None
+    config_url: str | None = None
+    config_access_token: str | None = None
+    registry: str | None = None
+    base_repository: str | None = None
+    registry_user: str | None = None
+    registry_password: str | None = None
+    path: Path | None = None
+    skills: list[Any] | None = None
+    mcp_servers: list[str] = Field(default_factory=list)
+    native_tools: list[str] = Field(default_factory=list)
+
+
+CONFIG_FILE = Path("config.toml")
+MIN_SKILL_MEMORY = 32 * 1024 * 1024
+
+
+def _kebab_to_snake(data: Any) -> Any:
+    if not isinstance(data, dict):
+        return data
+    return {str(k).replace("-", "_").lower(): v for k, v in data.items()}
+
+
+def normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """Brings keys from TOML (kebab-case) and env (snake_case) to one form before sources are merged."""
+    top: dict[str, Any] = _kebab_to_snake(data)
+    namespaces = top.get("namespaces")
+    if isinstance(namespaces, dict):
+        top["namespaces"] = {
+            str(name).replace("_", "-").lower(): _kebab_to_snake(value) for name, value in namespaces.items()
+        }
+    if isinstance(top.get("openai_inference"), dict):
+        top["openai_inference"] = _kebab_to_snake(top["openai_inference"])
+    return top
+
+
+class _Normalized(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return normalize(dict(self.inner()))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    kernel_address: str = "0.0.0.0:8081"
+    metrics_address: str = "0.0.0.0:9000"
+    pharia_ai_feature_set: str = "1"
+    inference_url: str | None = None
+    openai_inference: OpenAIInferenceConfig | None = None
+    document_index_url: str | None = None
+    authorization_url: str | None = None
+    namespaces: dict[str, NamespaceConfig] = Field(default_factory=dict)
+    namespace_update_interval: Duration = 10.0
+    log_level: str = "info"
+    skill_timeout: Duration = 600.0
+    skill_memory_limit: ByteSize = ByteSize(512 * 1024 * 1024)
+    max_concurrent_skills: int = Field(default=64, ge=1)
+    wasmtime_cache_dir: Path | None = None
+    wasmtime_cache_size_limit: ByteSize = ByteSize(10 * 1024**3)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert isinstance(env_settings, EnvSettingsSource)
+        assert isinstance(dotenv_settings, DotEnvSettingsSource)
+        return (
+            init_settings,
+            _Normalized(settings_cls, env_settings),
+            _Normalized(settings_cls, dotenv_settings),
+            _Normalized(settings_cls, TomlConfigSettingsSource(settings_cls, toml_file=CONFIG_FILE)),
+        )
+
+    @field_validator("inference_url", "document_index_url", "authorization_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("skill_memory_limit")
+    @classmethod
+    def _enough_memory(cls, value: ByteSize) -> ByteSize:
+        if value < MIN_SKILL_MEMORY:
+            raise ValueError("must be at least 32MiB: a Python skill starts with ~19 MiB of linear memory")
+        return value
+
+    @field_validator("namespaces")
+    @classmethod
+    def _valid_names(cls, value: dict[str, NamespaceConfig]) -> dict[str, NamespaceConfig]:
+        for name in value:
+            if not is_valid_namespace(name):
+                raise ValueError(invalid_namespace_text(name))
+        return value
+
+    @field_validator("kernel_address", "metrics_address")
+    @classmethod
+    def _socket_address(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f"expected HOST:PORT, got {value!r}")
+        return value
+
+    def effective_namespaces(self) -> dict[str, NamespaceConfig]:
+        """Only when no namespace is configured anywhere: a `dev` namespace watching `./skills`."""
+        if self.namespaces:
+            return self.namespaces
+        return {"dev": NamespaceConfig(directory=Path("skills"))}
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.kernel_address.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class ConfigError(Exception):
+    """Start-up configuration is invalid; the message names the offending key."""
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as e:
+        problems = []
+        for error in e.errors():
+            location = [str(part) for part in error["loc"]]
+            env_name = "__".join(part.replace("-", "_").upper() for part in location)
+            toml_name = ".".join(part.replace("_", "-") for part in location)
+            problems.append(f"{env_name} ({toml_name}): {error['msg']}")
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None

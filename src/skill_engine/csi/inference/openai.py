@@ -1,0 +1,262 @@
+"""OpenAI-compatible inference (vLLM, llama.cpp, Ollama, OpenAI, ...).
+
+Chat follows engine-spec §4.4. Completions go to the same backend's `/completions` endpoint, which
+PhariaEngine does not offer (it rejects completions on this backend); the mapping to the legacy
+completions API is documented in docs/decisions/0002-openai-completions.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from skill_engine.csi.errors import CsiError
+from skill_engine.csi.inference import CsiContext, fan_out
+from skill_engine.csi.types import (
+    ChatParams,
+    ChatRequest,
+    ChatResponse,
+    Completion,
+    CompletionRequest,
+    Distribution,
+    FinishReason,
+    Logprob,
+    Logprobs,
+    Message,
+    TokenUsage,
+)
+
+UNAUTHORIZED = "Unauthorized"
+MODEL_NOT_FOUND = (
+    "The Skill tried to access a model that was not found. Please check the provided model name. You can "
+    "query the list of available models at the `models` endpoint of the inference API. If you believe the "
+    "model should be available, contact the operator of your PhariaAI instance."
+)
+EMPTY_CONTENT = (
+    "The inference backend returned a message with an empty content while no tools were specified in the "
+    "request. For such responses, we expect a content and no tool calls. This seems to be a bug with the "
+    "configured inference backend."
+)
+UNEXPECTED_TOOL_CALL = (
+    "The inference backend returned a tool call, even though no tools were specified in the chat request. "
+    "This is likely a bug with the inference backend. Please report this issue to the operator of your "
+    "PhariaAI instance."
+)
+
+_FINISH_REASONS = {
+    "stop": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "content_filter": FinishReason.CONTENT_FILTER,
+    "tool_calls": FinishReason.TOOL_CALLS,
+    "function_call": FinishReason.TOOL_CALLS,
+}
+_OTHER_ROLES = {"system", "developer", "user"}
+
+
+def map_role(role: str) -> str:
+    lowered = role.lower()
+    if lowered == "assistant" or lowered == "tool" or lowered in _OTHER_ROLES:
+        return lowered
+    raise CsiError(
+        f"The role {role} is not supported by the inference backend. Currently, supported roles are "
+        "`user`, `assistant`, `system` and `tool`."
+    )
+
+
+def _logprob_options(logprobs: Logprobs) -> dict[str, Any]:
+    if logprobs.kind == "no":
+        return {}
+    return {"logprobs": True, "top_logprobs": logprobs.top_n if logprobs.kind == "top" else 1}
+
+
+def chat_body(request: ChatRequest) -> dict[str, Any]:
+    """The `/chat/completions` request body for a chat request (§4.4 request mapping)."""
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        role = map_role(message.role)
+        entry: dict[str, Any] = {"role": role}
+        if message.content is not None or role != "assistant":
+            entry["content"] = message.content if message.content is not None else ""
+        messages.append(entry)
+    params: ChatParams = request.params
+    body: dict[str, Any] = {"model": request.model, "messages": messages}
+    optional = {
+        "max_tokens": params.max_tokens,
+        "max_completion_tokens": params.max_completion_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "frequency_penalty": params.frequency_penalty,
+        "presence_penalty": params.presence_penalty,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    body.update(_logprob_options(params.logprobs))
+    return body
+
+
+def _token_bytes(entry: dict[str, Any]) -> bytes:
+    raw = entry.get("bytes")
+    if isinstance(raw, list):
+        return bytes(raw)
+    return str(entry.get("token", "")).encode()
+
+
+def _chat_logprobs(choice: dict[str, Any]) -> list[Distribution]:
+    content = (choice.get("logprobs") or {}).get("content") or []
+    return [
+        Distribution(
+            sampled=Logprob(_token_bytes(item), float(item.get("logprob", float("nan")))),
+            top=[Logprob(_token_bytes(t), float(t["logprob"])) for t in item.get("top_logprobs") or []],
+        )
+        for item in content
+    ]
+
+
+def _finish_reason(value: Any) -> FinishReason:
+    if value is None:
+        raise CsiError("Expected chat completion response to have a finish reason.")
+    try:
+        return _FINISH_REASONS[str(value)]
+    except KeyError:
+        raise CsiError(f"Unknown finish reason: {value}") from None
+
+
+def _usage(body: dict[str, Any]) -> TokenUsage:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        raise CsiError("Expected chat completion response to have a usage.")
+    return TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+
+
+def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
+    choices = body.get("choices") or []
+    if not choices:
+        raise CsiError("Expected at least one choice in the chat completion response.")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    finish_reason = _finish_reason(choice.get("finish_reason"))
+    content = message.get("content")
+    # Chat "v1" (WIT 0.2/0.3) has no tools, so a tool call or a missing content is a backend bug.
+    if message.get("tool_calls") or finish_reason is FinishReason.TOOL_CALLS:
+        raise CsiError(UNEXPECTED_TOOL_CALL)
+    if content is None:
+        raise CsiError(EMPTY_CONTENT)
+    return ChatResponse(
+        message=Message("assistant", content),
+        finish_reason=finish_reason,
+        logprobs=_chat_logprobs(choice),
+        usage=_usage(body),
+    )
+
+
+def completion_body(request: CompletionRequest) -> dict[str, Any]:
+    params = request.params
+    body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
+    optional = {
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_k": params.top_k,
+        "top_p": params.top_p,
+        "frequency_penalty": params.frequency_penalty,
+        "presence_penalty": params.presence_penalty,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if params.stop:
+        body["stop"] = list(params.stop)
+    if params.echo:
+        body["echo"] = True
+    if params.logprobs.kind != "no":
+        body["logprobs"] = params.logprobs.top_n if params.logprobs.kind == "top" else 1
+    if params.return_special_tokens:
+        body["skip_special_tokens"] = False
+    return body
+
+
+def parse_completion_response(body: dict[str, Any], logprobs: Logprobs) -> Completion:
+    choices = body.get("choices") or []
+    if not choices:
+        raise CsiError("Expected at least one choice in the completion response.")
+    choice = choices[0]
+    distributions: list[Distribution] = []
+    raw = choice.get("logprobs") or {}
+    if logprobs.kind != "no" and raw:
+        tokens = raw.get("tokens") or []
+        token_logprobs = raw.get("token_logprobs") or []
+        top = raw.get("top_logprobs") or [None] * len(tokens)
+        for token, lp, alternatives in zip(tokens, token_logprobs, top, strict=False):
+            ranked = sorted((alternatives or {}).items(), key=lambda kv: kv[1], reverse=True)
+            n = logprobs.top_n if logprobs.kind == "top" else 0
+            distributions.append(
+                Distribution(
+                    sampled=Logprob(str(token).encode(), float("nan") if lp is None else float(lp)),
+                    top=[Logprob(t.encode(), float(v)) for t, v in ranked[:n]],
+                )
+            )
+    return Completion(
+        text=str(choice.get("text") or ""),
+        finish_reason=_finish_reason(choice.get("finish_reason")),
+        logprobs=distributions,
+        usage=_usage(body),
+    )
+
+
+def _api_error(response: httpx.Response, api: str) -> CsiError:
+    try:
+        detail: Any = response.json()
+    except ValueError:
+        detail = response.text
+    error = detail.get("error") if isinstance(detail, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if response.status_code == 401 or code == "invalid_api_key":
+        return CsiError(UNAUTHORIZED)
+    if code == "model_not_found" or (response.status_code == 404 and "model" in response.text.lower()):
+        return CsiError(MODEL_NOT_FOUND)
+    message = error.get("message") if isinstance(error, dict) else None
+    text = message or (json.dumps(detail) if not isinstance(detail, str) else detail)
+    return CsiError(f"Error while calling OpenAI {api} API: {response.status_code}: {text}")
+
+
+class OpenAIInference:
+    """Calls an OpenAI-compatible server with the configured API key (never the caller's token)."""
+
+    def __init__(self, url: str, token: str, client: httpx.AsyncClient | None = None) -> None:
+        self.base_url = url.rstrip("/")
+        self._client = client or httpx.AsyncClient(
+            timeout=httpx.Timeout(300.0, connect=10.0),
+            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+        )
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    async def _post(self, path: str, body: dict[str, Any], api: str) -> dict[str, Any]:
+        try:
+            response = await self._client.post(f"{self.base_url}{path}", json=body, headers=self._headers)
+        except httpx.HTTPError as e:
+            raise CsiError(f"Error while calling OpenAI {api} API: {type(e).__name__}: {e}") from e
+        if response.status_code >= 400:
+            raise _api_error(response, api)
+        try:
+            parsed = response.json()
+        except ValueError as e:
+            raise CsiError(f"Error while calling OpenAI {api} API: invalid JSON in response") from e
+        if not isinstance(parsed, dict):
+            raise CsiError(f"Error while calling OpenAI {api} API: unexpected response shape")
+        return parsed
+
+    async def chat(self, requests: Sequence[ChatRequest], ctx: CsiContext) -> list[ChatResponse]:
+        async def one(request: ChatRequest) -> ChatResponse:
+            body = await self._post("/chat/completions", chat_body(request), "chat completion")
+            return parse_chat_response(body)
+
+        return await fan_out(requests, one)
+
+    async def complete(self, requests: Sequence[CompletionRequest], ctx: CsiContext) -> list[Completion]:
+        async def one(request: CompletionRequest) -> Completion:
+            body = await self._post("/completions", completion_body(request), "completion")
+            return parse_completion_response(body, request.params.logprobs)
+
+        return await fan_out(requests, one)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

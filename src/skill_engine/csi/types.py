@@ -1,0 +1,104 @@
+"""Version-independent CSI data types.
+
+The bindings of each WIT version convert wasm values to and from these; drivers only ever see these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    LENGTH = "length"
+    CONTENT_FILTER = "content_filter"
+    TOOL_CALLS = "tool_calls"
+
+
+@dataclass(frozen=True)
+class Logprobs:
+    """`no`, `sampled`, or `top` with `top_n` alternatives."""
+
+    kind: Literal["no", "sampled", "top"] = "no"
+    top_n: int = 0
+
+
+@dataclass(frozen=True)
+class Logprob:
+    token: bytes
+    logprob: float
+
+
+@dataclass(frozen=True)
+class Distribution:
+    sampled: Logprob
+    top: list[Logprob] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    prompt: int
+    completion: int
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str | None
+
+
+@dataclass(frozen=True)
+class ChatParams:
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logprobs: Logprobs = Logprobs()
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[Message]
+    params: ChatParams = ChatParams()
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    message: Message
+    finish_reason: FinishReason
+    logprobs: list[Distribution]
+    usage: TokenUsage
+
+
+@dataclass(frozen=True)
+class CompletionParams:
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    stop: list[str] = field(default_factory=list)
+    return_special_tokens: bool = False
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logprobs: Logprobs = Logprobs()
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    model: str
+    prompt: str
+    params: CompletionParams = CompletionParams()
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: FinishReason
+    logprobs: list[Distribution]
+    usage: TokenUsage

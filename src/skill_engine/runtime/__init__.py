@@ -1,0 +1,1 @@
+"""The sandbox: wasmtime engine and limits, invocations, compilation, and per-version CSI bindings."""

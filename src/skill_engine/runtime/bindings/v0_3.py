@@ -1,0 +1,228 @@
+"""Bindings for `pharia:skill@0.3.x` (0.3.0 – 0.3.11): one Linker definition serves the whole line.
+
+wasmtime matches imports by semver, so defining `@0.3.11` satisfies components built against any 0.3.x,
+and the export lookup by the 0.3.11 name finds older 0.3 exports too (wasmtime-host.md §6).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wasmtime.component import Linker, ResourceType, Variant
+
+from skill_engine.csi import Csi
+from skill_engine.csi.types import (
+    ChatParams,
+    ChatRequest,
+    ChatResponse,
+    Completion,
+    CompletionParams,
+    CompletionRequest,
+    Distribution,
+    FinishReason,
+    Logprobs,
+    Message,
+    TokenUsage,
+)
+from skill_engine.runtime.bindings import (
+    add_functions,
+    call_driver,
+    current,
+    current_or_none,
+    field,
+    not_provided,
+    record,
+)
+
+VERSION = "0.3"
+PACKAGE = "pharia:skill"
+SEMVER = "0.3.11"
+SKILL_HANDLER = f"{PACKAGE}/skill-handler@{SEMVER}"
+MESSAGE_STREAM = f"{PACKAGE}/message-stream@{SEMVER}"
+
+CHAT_STREAM_TYPE = 31
+COMPLETION_STREAM_TYPE = 32
+STREAM_OUTPUT_TYPE = 33
+
+
+def _interface(name: str) -> str:
+    return f"{PACKAGE}/{name}@{SEMVER}"
+
+
+# -- wasm -> domain ---------------------------------------------------------------------------------
+
+
+def to_logprobs(value: Variant) -> Logprobs:
+    if value.tag == "top":
+        return Logprobs("top", int(value.payload))
+    if value.tag == "sampled":
+        return Logprobs("sampled")
+    return Logprobs("no")
+
+
+def to_chat_request(value: Any) -> ChatRequest:
+    params = field(value, "params")
+    return ChatRequest(
+        model=field(value, "model"),
+        messages=[Message(field(m, "role"), field(m, "content")) for m in field(value, "messages")],
+        params=ChatParams(
+            max_tokens=field(params, "max-tokens"),
+            temperature=field(params, "temperature"),
+            top_p=field(params, "top-p"),
+            frequency_penalty=field(params, "frequency-penalty"),
+            presence_penalty=field(params, "presence-penalty"),
+            logprobs=to_logprobs(field(params, "logprobs")),
+        ),
+    )
+
+
+def to_completion_request(value: Any, echo: bool = False) -> CompletionRequest:
+    params = field(value, "params")
+    return CompletionRequest(
+        model=field(value, "model"),
+        prompt=field(value, "prompt"),
+        params=CompletionParams(
+            max_tokens=field(params, "max-tokens"),
+            temperature=field(params, "temperature"),
+            top_k=field(params, "top-k"),
+            top_p=field(params, "top-p"),
+            stop=list(field(params, "stop")),
+            return_special_tokens=field(params, "return-special-tokens"),
+            frequency_penalty=field(params, "frequency-penalty"),
+            presence_penalty=field(params, "presence-penalty"),
+            logprobs=to_logprobs(field(params, "logprobs")),
+            echo=field(params, "echo") if echo else False,
+        ),
+    )
+
+
+# -- domain -> wasm ---------------------------------------------------------------------------------
+
+
+def from_finish_reason(reason: FinishReason) -> str:
+    # 0.3 has no tool-calls reason; chat "v1" validation rejects tool calls before this point.
+    return reason.value.replace("_", "-")
+
+
+def from_distributions(distributions: list[Distribution]) -> list[Any]:
+    return [
+        record(
+            sampled=record(token=d.sampled.token, logprob=d.sampled.logprob),
+            top=[record(token=t.token, logprob=t.logprob) for t in d.top],
+        )
+        for d in distributions
+    ]
+
+
+def from_usage(usage: TokenUsage) -> Any:
+    return record(prompt=usage.prompt, completion=usage.completion)
+
+
+def from_chat_response(response: ChatResponse) -> Any:
+    return record(
+        message=record(role=response.message.role, content=response.message.content or ""),
+        finish_reason=from_finish_reason(response.finish_reason),
+        logprobs=from_distributions(response.logprobs),
+        usage=from_usage(response.usage),
+    )
+
+
+def from_completion(completion: Completion) -> Any:
+    return record(
+        text=completion.text,
+        finish_reason=from_finish_reason(completion.finish_reason),
+        logprobs=from_distributions(completion.logprobs),
+        usage=from_usage(completion.usage),
+    )
+
+
+# -- registration -----------------------------------------------------------------------------------
+
+
+def register(linker: Linker, csi: Csi) -> None:
+    """Defines every import of the 0.3 worlds on `linker`."""
+
+    def chat(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_chat_request(r) for r in requests]
+        responses = call_driver("chat", csi.inference.chat(domain, invocation.ctx))
+        return [from_chat_response(r) for r in responses]
+
+    def complete(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_completion_request(r) for r in requests]
+        completions = call_driver("complete", csi.inference.complete(domain, invocation.ctx))
+        return [from_completion(c) for c in completions]
+
+    def complete_v2(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_completion_request(r, echo=True) for r in requests]
+        completions = call_driver("complete-v2", csi.inference.complete(domain, invocation.ctx))
+        return [from_completion(c) for c in completions]
+
+    def drop_resource(_store: Any, rep: int) -> None:
+        invocation = current_or_none()
+        if invocation is None:
+            return
+        resource = invocation.resources.pop(rep, None)
+        close = getattr(resource, "close", None)
+        if close is not None:
+            close()
+
+    def write(_store: Any, self_: Any, item: Any) -> None:
+        self_.to_host(_store)
+        invocation = current()
+        sink = invocation.resources.get(0)
+        if sink is None:
+            raise not_provided("streaming-output.write")(_store)
+        sink(item)
+
+    with linker.root() as root:
+        with root.add_instance(_interface("inference")) as inference:
+            inference.add_resource("chat-stream", ResourceType.host(CHAT_STREAM_TYPE), drop_resource)
+            inference.add_resource(
+                "completion-stream", ResourceType.host(COMPLETION_STREAM_TYPE), drop_resource
+            )
+            add_functions(
+                inference,
+                {
+                    "chat": chat,
+                    "complete": complete,
+                    "complete-v2": complete_v2,
+                    "explain": not_provided("explain"),
+                    "[constructor]chat-stream": not_provided("chat-stream"),
+                    "[method]chat-stream.next": not_provided("chat-stream.next"),
+                    "[constructor]completion-stream": not_provided("completion-stream"),
+                    "[method]completion-stream.next": not_provided("completion-stream.next"),
+                },
+            )
+        with root.add_instance(_interface("chunking")) as chunking:
+            add_functions(
+                chunking,
+                {
+                    "chunk": not_provided("chunk"),
+                    "chunk-with-offsets": not_provided("chunk-with-offsets"),
+                },
+            )
+        with root.add_instance(_interface("document-index")) as documents:
+            add_functions(
+                documents,
+                {
+                    "search": not_provided("search"),
+                    "document-metadata": not_provided("document-metadata"),
+                    "documents": not_provided("documents"),
+                },
+            )
+        with root.add_instance(_interface("language")) as language:
+            add_functions(language, {"select-language": not_provided("select-language")})
+        with root.add_instance(_interface("tool")) as tool:
+            add_functions(
+                tool,
+                {
+                    "invoke-tool": not_provided("invoke-tool"),
+                    "list-tools": not_provided("list-tools"),
+                },
+            )
+        with root.add_instance(_interface("streaming-output")) as output:
+            output.add_resource("stream-output", ResourceType.host(STREAM_OUTPUT_TYPE), drop_resource)
+            add_functions(output, {"[method]stream-output.write": write})

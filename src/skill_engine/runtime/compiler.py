@@ -1,0 +1,165 @@
+"""Compiles components to native code in a child process, one at a time, into an on-disk cache.
+
+Compiling a 46 MB Python skill costs ~10 s of CPU and leaves ~400 MB of RSS behind, so it never runs in
+the serving process. The child runs at lower CPU priority; its artifact goes to `ArtifactCache` keyed by
+the wasm's hash and the engine fingerprint, so a restart loads a skill in milliseconds.
+
+Run as a module, it is the child: `python -m skill_engine.runtime.compiler SRC.wasm DST.cwasm`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from skill_engine.errors import SkillLoadError
+from skill_engine.runtime.engine import FINGERPRINT
+
+log = logging.getLogger("skill_engine.compiler")
+
+NOT_A_COMPONENT = "Web Assembly is not a component."
+
+
+class ArtifactCache:
+    """Compiled artifacts on disk: owner-only, written atomically, bounded by size (least recently used)."""
+
+    def __init__(self, directory: Path, size_limit: int) -> None:
+        self.directory = directory
+        self.size_limit = size_limit
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Deserialising trusts the file: nobody else may write here.
+        os.chmod(directory, 0o700)
+
+    def path_for(self, wasm_digest: str) -> Path:
+        return self.directory / f"{wasm_digest}-{FINGERPRINT}.cwasm"
+
+    def lookup(self, wasm_digest: str) -> Path | None:
+        path = self.path_for(wasm_digest)
+        if not path.is_file():
+            return None
+        os.utime(path)  # recency for eviction
+        return path
+
+    def evict_to_limit(self) -> None:
+        entries = []
+        for path in self.directory.glob("*.cwasm"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            entries.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.size_limit:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            log.info("evicted compiled artifact %s from the disk cache", path.name)
+
+
+class Compiler:
+    """Turns wasm bytes into a cached artifact path; concurrent requests for the same bytes share one run."""
+
+    def __init__(self, cache: ArtifactCache) -> None:
+        self.cache = cache
+        self._one_at_a_time = asyncio.Lock()
+        self._inflight: dict[str, asyncio.Future[Path]] = {}
+        self.compilations = 0
+
+    async def compiled(self, wasm: bytes, label: str) -> Path:
+        digest = hashlib.sha256(wasm).hexdigest()
+        cached = self.cache.lookup(digest)
+        if cached is not None:
+            return cached
+        inflight = self._inflight.get(digest)
+        if inflight is not None:
+            return await asyncio.shield(inflight)
+        future: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
+        self._inflight[digest] = future
+        try:
+            path = await self._compile(wasm, digest, label)
+            future.set_result(path)
+            return path
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # mark retrieved when nobody else waits
+            raise
+        finally:
+            del self._inflight[digest]
+
+    async def _compile(self, wasm: bytes, digest: str, label: str) -> Path:
+        async with self._one_at_a_time:
+            cached = self.cache.lookup(digest)
+            if cached is not None:
+                return cached
+            destination = self.cache.path_for(digest)
+            with tempfile.NamedTemporaryFile(dir=self.cache.directory, suffix=".wasm") as source:
+                source.write(wasm)
+                source.flush()
+                started = time.monotonic()
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "skill_engine.runtime.compiler",
+                    source.name,
+                    str(destination),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                )
+                try:
+                    _, stderr = await process.communicate()
+                except asyncio.CancelledError:
+                    process.kill()
+                    await process.wait()
+                    raise
+            elapsed = time.monotonic() - started
+            if process.returncode != 0:
+                message = stderr.decode("utf-8", "replace").strip() or f"compiler exited {process.returncode}"
+                log.error("compiling %s failed after %.1f s: %s", label, elapsed, message)
+                raise SkillLoadError(message)
+            self.compilations += 1
+            log.info("compiled %s in %.1f s", label, elapsed)
+            self.cache.evict_to_limit()
+            return destination
+
+
+def _compile_file(source: str, destination: str) -> int:
+    """The child process: compile, serialise, write atomically. Prints a user-facing error on failure."""
+    import wasmtime
+    from wasmtime.component import Component
+
+    from skill_engine.runtime.engine import make_config
+
+    with contextlib.suppress(OSError):
+        os.nice(10)  # compiling must never slow down serving
+    engine = wasmtime.Engine(make_config())
+    with open(source, "rb") as f:
+        head = f.read(8)
+    # A core module starts with version 1; a component with layer 1 (bytes 4..8 = 0d 00 01 00).
+    if head[:4] == b"\0asm" and head[4:8] == b"\x01\x00\x00\x00":
+        print(NOT_A_COMPONENT, file=sys.stderr)
+        return 2
+    try:
+        component = Component.from_file(engine, source)
+    except wasmtime.WasmtimeError as e:
+        print(f"Error decoding Wasm component: {e}", file=sys.stderr)
+        return 2
+    data = component.serialize()
+    directory = os.path.dirname(destination)
+    fd, temporary = tempfile.mkstemp(dir=directory, suffix=".partial")
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    os.chmod(temporary, 0o600)
+    os.replace(temporary, destination)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_compile_file(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,165 @@
+"""One skill invocation as seen from the worker thread that runs it.
+
+The guest runs on a worker thread; CSI drivers live on the asyncio loop. `Invocation.call` hands a driver
+coroutine to the loop and waits for it with the invocation's remaining time, so a host call can never
+outlive the deadline. `stop()` (timeout, client gone, shutdown) cancels pending host calls at once and
+makes the epoch callback trap a busy guest at its next check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from skill_engine.csi.errors import CsiError
+from skill_engine.csi.inference import CsiContext
+
+T = TypeVar("T")
+
+log = logging.getLogger("skill_engine.skill")
+
+TIMEOUT_MESSAGE = "Maximum skill execution time reached."
+MEMORY_MESSAGE = "Maximum skill memory reached."
+CANCELLED_MESSAGE = "The invocation was cancelled."
+
+
+class InvocationStopped(Exception):
+    """Raised inside a host call when the invocation was stopped from outside."""
+
+
+class Invocation:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        ctx: CsiContext,
+        timeout: float,
+        log_limit: int = 64 * 1024,
+        csi_allowed: bool = True,
+    ) -> None:
+        self.loop = loop
+        self.csi_allowed = csi_allowed
+        self.ctx = ctx
+        self.deadline = time.monotonic() + timeout
+        self.stop_reason: str | None = None
+        self.csi_error: CsiError | None = None
+        self.failed_function: str | None = None
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._lock = threading.Lock()
+        self._log_limit = log_limit
+        self._log_bytes = 0
+        self._log_truncated = False
+        self._log_buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+        # Host resources (e.g. upstream streams) opened by the guest, closed when the invocation ends.
+        self.resources: dict[int, Any] = {}
+        self._next_rep = 1
+
+    # -- called from the guest thread -----------------------------------------------------------------
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def call(self, function: str, coro: Coroutine[Any, Any, T]) -> T:
+        """Runs a driver coroutine on the loop and waits for its result on this (guest) thread."""
+        if self.stop_reason is not None:
+            coro.close()
+            raise InvocationStopped(self.stop_reason)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        with self._lock:
+            self._pending.add(future)
+        try:
+            return future.result(timeout=max(self.remaining(), 0.0))
+        except concurrent.futures.TimeoutError:
+            self.stop(TIMEOUT_MESSAGE)
+            raise InvocationStopped(TIMEOUT_MESSAGE) from None
+        except concurrent.futures.CancelledError:
+            raise InvocationStopped(self.stop_reason or CANCELLED_MESSAGE) from None
+        except CsiError as e:
+            self.csi_error = e
+            self.failed_function = function
+            raise
+        except Exception as e:
+            # A driver bug must still end only this invocation, with a message naming the function.
+            self.csi_error = CsiError(f"{function} failed: {type(e).__name__}: {e}")
+            self.failed_function = function
+            raise self.csi_error from e
+        finally:
+            with self._lock:
+                self._pending.discard(future)
+
+    def fail(self, function: str, error: CsiError) -> CsiError:
+        """Records a CSI failure raised in the binding itself (e.g. a function not provided yet)."""
+        self.csi_error = error
+        self.failed_function = function
+        return error
+
+    def add_resource(self, obj: Any) -> int:
+        rep = self._next_rep
+        self._next_rep += 1
+        self.resources[rep] = obj
+        return rep
+
+    def close_resources(self) -> None:
+        """Closes what the guest left open; resource destructors do not run when a guest traps."""
+        resources, self.resources = self.resources, {}
+        for resource in resources.values():
+            close = getattr(resource, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing a host resource failed")
+
+    def epoch_check(self) -> str | None:
+        """Called by wasmtime at epoch deadlines: None lets a busy guest continue, a message traps it."""
+        if self.stop_reason is None and time.monotonic() >= self.deadline:
+            self.stop_reason = TIMEOUT_MESSAGE
+        return self.stop_reason
+
+    # -- called from any thread ----------------------------------------------------------------------
+
+    def stop(self, reason: str) -> None:
+        """Stops the invocation: pending host calls are cancelled, a busy guest traps at its next check."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        with self._lock:
+            pending = list(self._pending)
+        for future in pending:
+            future.cancel()
+
+    # -- guest output --------------------------------------------------------------------------------
+
+    def capture(self, stream: str, data: bytes) -> None:
+        """Collects guest stdout/stderr; runs on wasmtime's I/O threads, so it only appends."""
+        with self._lock:
+            room = self._log_limit - self._log_bytes
+            if room <= 0:
+                self._log_truncated = True
+                return
+            chunk = data[:room]
+            self._log_bytes += len(chunk)
+            self._log_truncated |= len(chunk) < len(data)
+            buffer = self._log_buffers[stream]
+            buffer += chunk
+            *lines, rest = buffer.split(b"\n")
+            for line in lines:
+                log.info(
+                    "skill %s: %s",
+                    stream,
+                    line.decode("utf-8", "replace"),
+                    extra={"skill": f"{self.ctx.namespace}/{self.ctx.skill}"},
+                )
+            self._log_buffers[stream] = bytearray(rest)
+
+    def flush_logs(self) -> None:
+        skill = f"{self.ctx.namespace}/{self.ctx.skill}"
+        for stream, buffer in self._log_buffers.items():
+            if buffer:
+                log.info("skill %s: %s", stream, buffer.decode("utf-8", "replace"), extra={"skill": skill})
+                buffer.clear()
+        if self._log_truncated:
+            log.warning("skill output truncated after %d bytes", self._log_limit, extra={"skill": skill})

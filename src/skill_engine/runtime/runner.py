@@ -1,0 +1,264 @@
+"""Runs skills: a fresh Store and instance per invocation, on a worker thread, under time and memory limits.
+
+Execution model (docs/decisions/0001-execution-model.md): worker threads share one Engine, Linker and
+Component; wasm runs without the GIL; host imports wait for their driver coroutine on the event loop. A
+busy guest is checked at epoch ticks (timeout, cancellation); a guest blocked inside WASI (`time.sleep`)
+cannot be interrupted there, so the awaiting side answers at the deadline while the thread finishes later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jsonschema
+import wasmtime
+from wasmtime.component import Component, ExportIndex, Linker, ResourceHost, Variant
+
+from skill_engine.csi import Csi, CsiContext
+from skill_engine.csi.errors import CsiError
+from skill_engine.errors import (
+    CsiUseFromMetadata,
+    ExecutionError,
+    InvalidInput,
+    RuntimeFailure,
+    SkillLoadError,
+    UserCodeError,
+)
+from skill_engine.runtime import bindings, wasmtime_fixes
+from skill_engine.runtime.bindings import CsiUseOutsideRun, v0_3
+from skill_engine.runtime.engine import CHECK_TICKS, WasmEngine
+from skill_engine.runtime.invocation import (
+    CANCELLED_MESSAGE,
+    MEMORY_MESSAGE,
+    TIMEOUT_MESSAGE,
+    Invocation,
+    InvocationStopped,
+)
+
+log = logging.getLogger("skill_engine.runtime")
+
+# Highest patch of each WIT line PhariaEngine accepts (engine-spec §4.1); lines we bind are in _BOUND.
+_HIGHEST_PATCH = {(0, 2): 10, (0, 3): 11, (0, 4): 0, (0, 5): 0}
+_BOUND = {(0, 3)}
+_GRACE = 0.1
+"""Seconds past the deadline before the caller stops waiting for a guest that is blocked in WASI."""
+_EXPORT = re.compile(r"^pharia:skill/(skill-handler|message-stream)@(\d+)\.(\d+)\.(\d+)")
+
+
+class SkillKind(StrEnum):
+    FUNCTION = "function"
+    MESSAGE_STREAM = "message_stream"
+
+
+@dataclass(frozen=True)
+class SkillMetadata:
+    description: str | None
+    version: str | None
+    skill_type: SkillKind
+    input_schema: Any
+    output_schema: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "version": self.version,
+            "skill_type": self.skill_type.value,
+            "input_schema": self.input_schema,
+            "output_schema": self.output_schema,
+        }
+
+
+@dataclass(frozen=True)
+class LoadedSkill:
+    """A compiled component plus what we learned from its exports."""
+
+    component: Component
+    kind: SkillKind
+    version: str
+    run_index: ExportIndex
+    metadata_index: ExportIndex | None
+
+
+def inspect_component(engine: wasmtime.Engine, component: Component) -> LoadedSkill:
+    """Finds the skill world and WIT version from the component's exports (engine-spec §4.1)."""
+    for name in component.type.exports(engine):
+        match = _EXPORT.match(name)
+        if match is None:
+            continue
+        interface, major, minor, patch = match.group(1), *map(int, match.group(2, 3, 4))
+        version = f"{major}.{minor}.{patch}"
+        line = (major, minor)
+        if line not in _HIGHEST_PATCH:
+            if (major, minor) > (0, 5):
+                raise SkillLoadError(_too_new(version))
+            raise SkillLoadError(
+                f"Skill version {version} is no longer supported by the Kernel. Try upgrading your SDK."
+            )
+        if patch > _HIGHEST_PATCH[line] or line not in _BOUND:
+            raise SkillLoadError(_too_new(version))
+        export = v0_3.SKILL_HANDLER if interface == "skill-handler" else v0_3.MESSAGE_STREAM
+        interface_index = component.get_export_index(export)
+        run_index = component.get_export_index("run", interface_index)
+        if interface == "skill-handler":
+            metadata_index = component.get_export_index("metadata", interface_index)
+            return LoadedSkill(component, SkillKind.FUNCTION, v0_3.VERSION, run_index, metadata_index)
+        return LoadedSkill(component, SkillKind.MESSAGE_STREAM, v0_3.VERSION, run_index, None)
+    raise SkillLoadError("Web assembly component is not using a supported pharia:skill world.")
+
+
+def _too_new(version: str) -> str:
+    return (
+        f"Skill version {version} is not supported by this Kernel installation yet. Try updating your "
+        "Kernel version or downgrading your SDK."
+    )
+
+
+def _valid_schema(raw: bytes) -> Any:
+    try:
+        schema = json.loads(raw)
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except (ValueError, jsonschema.SchemaError) as e:
+        raise UserCodeError(f"Invalid JSON Schema: {e}") from None
+    return schema
+
+
+class WasmRuntime:
+    """The sandbox: executes loaded skills with limits, isolated from each other and from the host."""
+
+    def __init__(self, csi: Csi, *, timeout: float, memory_limit: int, max_workers: int = 64) -> None:
+        self.csi = csi
+        self.timeout = timeout
+        self.memory_limit = memory_limit
+        self.wasm = WasmEngine()
+        self.engine = self.wasm.engine
+        # Built once and never changed: instantiating while a linker is being modified fails.
+        self.linker = Linker(self.engine)
+        self.linker.add_wasip2()
+        v0_3.register(self.linker, csi)
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="skill")
+
+    def load(self, path: str) -> LoadedSkill:
+        """Loads a precompiled artifact (mmap, a few ms) and inspects its world."""
+        component = Component.deserialize_file(self.engine, path)
+        return inspect_component(self.engine, component)
+
+    async def run(self, skill: LoadedSkill, input: bytes, ctx: CsiContext) -> bytes:
+        """Runs a function skill; returns the output bytes (not yet checked to be JSON)."""
+        result = await self._execute(ctx, lambda inv: self._call(skill, inv, skill.run_index, input))
+        if isinstance(result, Variant):
+            raise _guest_error(result)
+        assert isinstance(result, bytes)
+        return result
+
+    async def run_stream(
+        self, skill: LoadedSkill, input: bytes, ctx: CsiContext, sink: Callable[[Any], None]
+    ) -> None:
+        """Runs a message-stream skill; `sink` receives each item the guest writes, on the worker thread."""
+
+        def call(inv: Invocation) -> Any:
+            inv.resources[0] = sink
+            output = ResourceHost.own(inv.add_resource("stream-output"), v0_3.STREAM_OUTPUT_TYPE)
+            return self._call(skill, inv, skill.run_index, input, output)
+
+        result = await self._execute(ctx, call)
+        if isinstance(result, Variant):
+            raise _guest_error(result)
+
+    async def metadata(self, skill: LoadedSkill, ctx: CsiContext) -> SkillMetadata:
+        if skill.metadata_index is None:
+            return SkillMetadata(None, None, skill.kind, None, None)
+        index = skill.metadata_index
+        result = await self._execute(ctx, lambda inv: self._call(skill, inv, index), csi_allowed=False)
+        description = bindings.field(result, "description")
+        input_schema = _valid_schema(bindings.field(result, "input-schema"))
+        output_schema = _valid_schema(bindings.field(result, "output-schema"))
+        return SkillMetadata(description, skill.version, skill.kind, input_schema, output_schema)
+
+    async def _execute(
+        self, ctx: CsiContext, call: Callable[[Invocation], Any], csi_allowed: bool = True
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        invocation = Invocation(loop, ctx, self.timeout, csi_allowed=csi_allowed)
+        future = loop.run_in_executor(self._executor, self._guarded, invocation, call)
+        # If we stop waiting (deadline, cancellation) the thread still finishes; retrieve its outcome.
+        future.add_done_callback(_consume_outcome)
+        try:
+            # A guest blocked in WASI cannot be interrupted; answer at the deadline regardless.
+            return await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout + _GRACE)
+        except TimeoutError:
+            invocation.stop(TIMEOUT_MESSAGE)
+            log.warning("invocation abandoned at its deadline", extra={"skill": _label(ctx)})
+            raise RuntimeFailure(TIMEOUT_MESSAGE) from None
+        except asyncio.CancelledError:
+            invocation.stop(CANCELLED_MESSAGE)
+            log.info("invocation cancelled", extra={"skill": _label(ctx)})
+            raise
+
+    def _guarded(self, invocation: Invocation, call: Callable[[Invocation], Any]) -> Any:
+        """Runs on a worker thread: every failure becomes an ExecutionError for this invocation only."""
+        try:
+            return call(invocation)
+        except ExecutionError:
+            raise
+        except Exception as e:
+            raise _runtime_failure(e, invocation) from None
+
+    def _call(self, skill: LoadedSkill, invocation: Invocation, index: ExportIndex, *args: Any) -> Any:
+        store = wasmtime.Store(self.engine)
+        wasi = wasmtime.WasiConfig()  # no preopens, no env, no args, no network
+        wasi.stdout_custom = lambda data: invocation.capture("stdout", data)
+        wasi.stderr_custom = lambda data: invocation.capture("stderr", data)
+        store.set_wasi(wasi)
+        store.set_limits(memory_size=self.memory_limit)
+        keepalive = wasmtime_fixes.set_epoch_deadline_callback(store, invocation.epoch_check, CHECK_TICKS)
+        store.set_epoch_deadline(CHECK_TICKS)
+        bindings.bind_invocation(invocation)
+        try:
+            instance = self.linker.instantiate(store, skill.component)
+            func = instance.get_func(store, index)
+            return func(store, *args)
+        finally:
+            bindings.bind_invocation(None)
+            invocation.close_resources()
+            store.close()
+            del keepalive
+            invocation.flush_logs()
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _label(ctx: CsiContext) -> str:
+    return f"{ctx.namespace}/{ctx.skill}"
+
+
+def _guest_error(error: Variant) -> ExecutionError:
+    if error.tag == "invalid-input":
+        return InvalidInput(str(error.payload))
+    return UserCodeError(str(error.payload))
+
+
+def _runtime_failure(error: Exception, invocation: Invocation) -> ExecutionError:
+    if isinstance(error, CsiUseOutsideRun):
+        return CsiUseFromMetadata()
+    if invocation.stop_reason is not None:
+        return RuntimeFailure(invocation.stop_reason)
+    if invocation.csi_error is not None:
+        return RuntimeFailure(str(invocation.csi_error))
+    if isinstance(error, CsiError | InvocationStopped):
+        return RuntimeFailure(str(error))
+    text = str(error)
+    if "exceeds memory limits" in text or "memory limit" in text:
+        return RuntimeFailure(MEMORY_MESSAGE)
+    log.error("skill trapped: %s", text, extra={"skill": _label(invocation.ctx)})
+    return RuntimeFailure(text)

@@ -1,0 +1,1 @@
+"""Skill lifecycle: namespaces, registries, the store of known skills and the component cache."""

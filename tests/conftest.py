@@ -1,0 +1,38 @@
+"""Session fixtures: skills built once per run, one compiled-artifact cache shared by all engines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.openai_server import OpenAIServer
+from tests.support.servers import ThreadedServer
+from tests.support.skills import build_skill
+
+
+@pytest.fixture(scope="session")
+def probe_wasm() -> Path:
+    return build_skill("probe")
+
+
+@pytest.fixture(scope="session")
+def streamer_wasm() -> Path:
+    return build_skill("streamer", "message-stream-skill")
+
+
+@pytest.fixture(scope="session")
+def compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by every engine of the run, so each skill compiles once per run."""
+    return tmp_path_factory.mktemp("compiled")
+
+
+@pytest.fixture(scope="session")
+def openai() -> Iterator[tuple[OpenAIServer, str]]:
+    backend = OpenAIServer()
+    server = ThreadedServer(backend.app).start()
+    try:
+        yield backend, f"{server.url}/v1"
+    finally:
+        server.stop()

@@ -1,0 +1,37 @@
+"""A multi-mode message-stream skill used by the engine's tests (`--skill-type message-stream-skill`)."""
+
+from pharia_skill import ChatParams, Csi, Message, MessageWriter, message_stream
+from pydantic import BaseModel
+
+
+class Input(BaseModel):
+    mode: str = "messages"
+    text: str = "hello"
+    model: str = "test-model"
+
+
+class Payload(BaseModel):
+    note: str
+
+
+@message_stream
+def streamer(csi: Csi, writer: MessageWriter[Payload], input: Input) -> None:
+    if input.mode == "messages":
+        writer.begin_message()
+        for word in input.text.split():
+            writer.append_to_message(word)
+        writer.end_message(Payload(note="first"))
+        writer.begin_message()
+        writer.append_to_message("second")
+        writer.end_message(None)
+    elif input.mode == "chat_stream":
+        with csi.chat_stream_step(input.model, [Message.user(input.text)], ChatParams(max_tokens=16)) as r:
+            writer.forward_response(r)
+    elif input.mode == "raise":
+        writer.begin_message()
+        writer.append_to_message("partial")
+        raise ValueError("failure mid-stream")
+    elif input.mode == "end_without_begin":
+        writer.end_message(None)
+    else:
+        raise ValueError(f"unknown mode {input.mode}")

@@ -1,0 +1,1 @@
+"""Test harness: build real skills with the SDK, run real servers on loopback."""
