@@ -66,6 +66,7 @@ class Engine:
         self._watching = asyncio.create_task(self.watcher.run_forever())
 
     async def stop(self) -> None:
+        self.runtime.stop_all("The engine is shutting down.")
         if self._watching is not None:
             self._watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -144,6 +144,12 @@ class WasmRuntime:
         self.linker.add_wasip2()
         v0_3.register(self.linker, csi)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="skill")
+        self.in_flight: set[Invocation] = set()
+
+    def stop_all(self, reason: str) -> None:
+        """Stops every running invocation (shutdown): busy guests trap, pending host calls are cancelled."""
+        for invocation in list(self.in_flight):
+            invocation.stop(reason)
 
     def load(self, path: str) -> LoadedSkill:
         """Loads a precompiled artifact (mmap, a few ms) and inspects its world."""
@@ -187,7 +193,9 @@ class WasmRuntime:
     ) -> Any:
         loop = asyncio.get_running_loop()
         invocation = Invocation(loop, ctx, self.timeout, csi_allowed=csi_allowed)
+        self.in_flight.add(invocation)
         future = loop.run_in_executor(self._executor, self._guarded, invocation, call)
+        future.add_done_callback(lambda _: self.in_flight.discard(invocation))
         # If we stop waiting (deadline, cancellation) the thread still finishes; retrieve its outcome.
         future.add_done_callback(_consume_outcome)
         try:
