@@ -83,7 +83,9 @@ def test_empty_urls_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
         ("NAMESPACES__BAD_NAME_-__DIRECTORY", "x", "Invalid namespace"),
     ],
 )
-def test_invalid_values_name_the_key(monkeypatch: pytest.MonkeyPatch, key: str, value: str, named: str) -> None:
+def test_invalid_values_name_the_key(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: str, named: str
+) -> None:
     monkeypatch.setenv(key, value)
     with pytest.raises(ConfigError, match=named):
         load_settings()
