@@ -20,6 +20,7 @@ from skill_engine.config import Settings
 from skill_engine.csi import Csi
 from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.openai import OpenAIInference
+from skill_engine.csi.tools import Tools
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.skills.namespaces import NamespaceWatcher
@@ -45,7 +46,9 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.csi = Csi(inference=make_inference(settings))
+        self.csi = Csi(inference=make_inference(settings), tools=Tools())
+        for name, config in settings.effective_namespaces().items():
+            self.csi.tools.set_native_tools(name, config.native_tools)
         self.runtime = WasmRuntime(
             self.csi,
             timeout=settings.skill_timeout,
@@ -82,7 +85,7 @@ async def _empty(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     engine = Engine(settings)
-    routes = SkillRoutes(engine.store, engine.runtime)
+    routes = SkillRoutes(engine.store, engine.runtime, engine.csi)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,6 +101,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/skills", routes.list_skills, methods=["GET"]),
             Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
             Route("/v1/skills/{namespace}/{name}/metadata", routes.metadata, methods=["GET"]),
+            Route("/v1/skills/{namespace}/{name}/message-stream", routes.message_stream, methods=["POST"]),
+            Route("/v1/tools/{namespace}", routes.list_tools, methods=["GET"]),
         ],
         exception_handlers={404: _empty, 405: _empty},
         lifespan=lifespan,

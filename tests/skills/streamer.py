@@ -1,6 +1,14 @@
 """A multi-mode message-stream skill used by the engine's tests (`--skill-type message-stream-skill`)."""
 
-from pharia_skill import ChatParams, Csi, Message, MessageWriter, message_stream
+from pharia_skill import (
+    ChatParams,
+    CompletionParams,
+    Csi,
+    InvokeRequest,
+    Message,
+    MessageWriter,
+    message_stream,
+)
 from pydantic import BaseModel
 
 
@@ -27,6 +35,23 @@ def streamer(csi: Csi, writer: MessageWriter[Payload], input: Input) -> None:
     elif input.mode == "chat_stream":
         with csi.chat_stream_step(input.model, [Message.user(input.text)], ChatParams(max_tokens=16)) as r:
             writer.forward_response(r)
+    elif input.mode == "completion_stream":
+        with csi.completion_stream(input.model, input.text, CompletionParams(max_tokens=16)) as r:
+            writer.forward_response(r)
+    elif input.mode == "write_then_chat":
+        writer.begin_message()
+        writer.append_to_message("thinking")
+        answer = csi.chat(input.model, [Message.user(input.text)], ChatParams(max_tokens=8))
+        writer.append_to_message(answer.message.content)
+        writer.end_message(None)
+    elif input.mode == "tool":
+        writer.begin_message()
+        results = csi.invoke_tool_concurrent(
+            [InvokeRequest("add", {"a": 40, "b": 2}), InvokeRequest("saboteur", {})]
+        )
+        for result in results:
+            writer.append_to_message(result.text() if hasattr(result, "text") else f"error: {result.message}")
+        writer.end_message(None)
     elif input.mode == "raise":
         writer.begin_message()
         writer.append_to_message("partial")

@@ -1,16 +1,21 @@
 """A small OpenAI-compatible server: answers chat and completions and records what it was sent.
 
 Behaviour is chosen by the model name: `slow-<s>` answers after s seconds, `fail-500` answers 500,
-`unknown-model` answers 404 with `model_not_found`. Chat answers `echo: <last message content>`.
+`unknown-model` answers 404 with `model_not_found`, `gated` waits until the test opens `gate`, `endless`
+streams forever. Chat answers `echo: <last message content>`; streams send it word by word as real SSE.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.servers import delay
@@ -19,6 +24,9 @@ from tests.support.servers import delay
 class OpenAIServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.gate = threading.Event()
+        self.open_streams = 0
+        self.closed_streams = 0
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
@@ -41,14 +49,19 @@ class OpenAIServer:
             )
         return None
 
-    async def chat(self, request: Request) -> JSONResponse:
+    async def chat(self, request: Request) -> Response:
         body = await self._record(request)
         model = body["model"]
         await delay(model)
+        if model == "gated":
+            while not self.gate.is_set():
+                await asyncio.sleep(0.02)
         failure = self._failure(model)
         if failure is not None:
             return failure
         content = f"echo: {body['messages'][-1]['content']}"
+        if body.get("stream"):
+            return self._sse(self._chat_chunks(model, content))
         return JSONResponse(
             {
                 "id": "chatcmpl-test",
@@ -66,13 +79,55 @@ class OpenAIServer:
             }
         )
 
-    async def completions(self, request: Request) -> JSONResponse:
+    def _sse(self, chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            self.open_streams += 1
+            try:
+                async for chunk in chunks:
+                    yield f"data: {json.dumps(chunk)}\n\n".encode()
+                yield b"data: [DONE]\n\n"
+            finally:
+                self.closed_streams += 1
+
+        return StreamingResponse(body(), media_type="text/event-stream")
+
+    @staticmethod
+    async def _chat_chunks(model: str, content: str) -> AsyncIterator[dict[str, Any]]:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+            return {"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [choice]}
+
+        yield chunk({"role": "assistant", "content": ""})
+        if model == "endless":
+            n = 0
+            while True:
+                yield chunk({"content": f"{n} "})
+                n += 1
+                await asyncio.sleep(0.05)
+        for i, word in enumerate(content.split(" ")):
+            yield chunk({"content": word if i == 0 else f" {word}"})
+        yield chunk({}, "stop")
+        yield {"id": "c", "object": "chat.completion.chunk", "model": model, "choices": []}
+        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        yield {"id": "c", "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage}
+
+    async def completions(self, request: Request) -> Response:
         body = await self._record(request)
         model = body["model"]
         await delay(model)
         failure = self._failure(model)
         if failure is not None:
             return failure
+        text = f" completed: {body['prompt']}"
+        if body.get("stream"):
+
+            async def chunks() -> AsyncIterator[dict[str, Any]]:
+                for word in text.split(" ")[1:]:
+                    yield {"choices": [{"index": 0, "text": f" {word}", "finish_reason": None}]}
+                yield {"choices": [{"index": 0, "text": "", "finish_reason": "length"}]}
+                yield {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}
+
+            return self._sse(chunks())
         return JSONResponse(
             {
                 "id": "cmpl-test",

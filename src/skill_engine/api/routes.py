@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from skill_engine.api.http import HttpError, bearer_token, json_body, json_response, namespace_param, text
-from skill_engine.csi import CsiContext
-from skill_engine.errors import ExecutionError, InvalidOutput, IsMessageStream
+from skill_engine.csi import Csi, CsiContext
+from skill_engine.errors import ExecutionError, InvalidOutput, IsFunction, IsMessageStream
 from skill_engine.runtime.runner import SkillKind, WasmRuntime
+from skill_engine.skills.builtin import BuiltinSkill
 from skill_engine.skills.store import SkillStore
+from skill_engine.streaming import MessageStream, StreamItem, error_event
+
+log = logging.getLogger("skill_engine.api")
+T = TypeVar("T")
+STREAM_BUFFER = 8
+"""Items a stream skill may be ahead of its client before `write` waits (back-pressure)."""
+
+
+@dataclass(frozen=True)
+class _End:
+    error: str | None = None
+
+
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Awaits `work`, cancelling it if the client goes away first (the body must be fully read)."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not task.done():
+        task.cancel()
+        log.info("client disconnected: invocation of %s cancelled", request.url.path)
+        raise asyncio.CancelledError
+    return task.result()
+
 
 Handler = Callable[["SkillRoutes", Request], Awaitable[Response]]
 
@@ -34,9 +71,10 @@ def handles_errors(handler: Handler) -> Handler:
 
 
 class SkillRoutes:
-    def __init__(self, store: SkillStore, runtime: WasmRuntime) -> None:
+    def __init__(self, store: SkillStore, runtime: WasmRuntime, csi: Csi) -> None:
         self.store = store
         self.runtime = runtime
+        self.csi = csi
 
     async def health(self, request: Request) -> Response:
         return text("ok")
@@ -53,9 +91,13 @@ class SkillRoutes:
         token = bearer_token(request)
         input = await json_body(request)
         skill = await self.store.fetch(namespace, name)
+        if isinstance(skill, BuiltinSkill):
+            raise skill.run_error()
         if skill.kind is SkillKind.MESSAGE_STREAM:
             raise IsMessageStream()
-        output = await self.runtime.run(skill, input, CsiContext(namespace, name, token))
+        output = await until_disconnect(
+            request, self.runtime.run(skill, input, CsiContext(namespace, name, token))
+        )
         try:
             value = json.loads(output)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -73,5 +115,69 @@ class SkillRoutes:
         name: str = request.path_params["name"]
         token = bearer_token(request)
         skill = await self.store.fetch(namespace, name)
+        if isinstance(skill, BuiltinSkill):
+            return json_response(skill.metadata().to_json())
         metadata = await self.runtime.metadata(skill, CsiContext(namespace, name, token))
         return json_response(metadata.to_json())
+
+    @handles_errors
+    async def message_stream(self, request: Request) -> Response:
+        """Server-Sent Events; failures after the stream opened arrive as an `error` event."""
+        namespace = namespace_param(request)
+        name: str = request.path_params["name"]
+        token = bearer_token(request)
+        input = await json_body(request)
+        ctx = CsiContext(namespace, name, token)
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_BUFFER)
+
+        async def produce() -> None:
+            try:
+                skill = await self.store.fetch(namespace, name)
+                if isinstance(skill, BuiltinSkill):
+                    await skill.stream(self.csi, ctx, queue.put)
+                elif skill.kind is SkillKind.FUNCTION:
+                    raise IsFunction()
+                else:
+                    await self.runtime.run_stream(skill, input, ctx, queue)
+                await queue.put(_End())
+            except ExecutionError as e:
+                await queue.put(_End(e.message))
+            except Exception as e:  # a bug of ours must still end the stream with an error event
+                log.exception("message stream of %s/%s failed", namespace, name)
+                await queue.put(_End(f"Internal error: {type(e).__name__}"))
+
+        async def events() -> AsyncIterator[bytes]:
+            producer = asyncio.ensure_future(produce())
+            stream = MessageStream()
+            try:
+                while True:
+                    item: StreamItem | _End = await queue.get()
+                    if isinstance(item, _End):
+                        if item.error is not None:
+                            yield error_event(item.error)
+                        return
+                    try:
+                        yield stream.render(item)
+                    except ExecutionError as e:
+                        yield error_event(e.message)
+                        return
+            finally:
+                # Client gone or stream ended early: stop the skill and close its upstream streams.
+                if not producer.done():
+                    producer.cancel()
+                    log.info("message stream of %s/%s cancelled", namespace, name)
+
+        return StreamingResponse(
+            events(), headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
+        )
+
+    @handles_errors
+    async def list_tools(self, request: Request) -> Response:
+        namespace: str = request.path_params["namespace"]
+        bearer_token(request)
+        if not self.csi.tools.knows(namespace):
+            return json_response(f"Namespace '{namespace}' not found", 404)
+        tools = self.csi.tools.list_tools(namespace)
+        return json_response(
+            [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in tools]
+        )

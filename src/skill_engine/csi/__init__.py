@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from skill_engine.csi.inference import CsiContext, Inference, NoInference
+from skill_engine.csi.tools import Tools
 
 __all__ = ["Csi", "CsiContext"]
 
@@ -17,10 +18,11 @@ class Csi:
     """All drivers of one engine; later issues add chunking, language, documents and tools here."""
 
     inference: Inference
+    tools: Tools
 
     @classmethod
     def without_backends(cls) -> Csi:
-        return cls(inference=NoInference())
+        return cls(inference=NoInference(), tools=Tools())
 
     async def aclose(self) -> None:
         await self.inference.aclose()

@@ -102,3 +102,68 @@ class Completion:
     finish_reason: FinishReason
     logprobs: list[Distribution]
     usage: TokenUsage
+
+
+@dataclass(frozen=True)
+class ChatBegin:
+    role: str
+
+
+@dataclass(frozen=True)
+class ChatAppend:
+    content: str
+    logprobs: list[Distribution] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChatEnd:
+    finish_reason: FinishReason
+
+
+@dataclass(frozen=True)
+class Usage:
+    usage: TokenUsage
+
+
+@dataclass(frozen=True)
+class CompletionAppend:
+    text: str
+    logprobs: list[Distribution] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CompletionEnd:
+    finish_reason: FinishReason
+
+
+ChatEvent = ChatBegin | ChatAppend | ChatEnd | Usage
+CompletionEvent = CompletionAppend | CompletionEnd | Usage
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    input_schema: dict[str, object]
+
+
+@dataclass(frozen=True)
+class ToolArgument:
+    name: str
+    value: bytes  # JSON
+
+
+@dataclass(frozen=True)
+class InvokeRequest:
+    name: str
+    arguments: list[ToolArgument]
+
+
+@dataclass(frozen=True)
+class ToolOutput:
+    """Text contents of a successful tool call."""
+
+    contents: list[str]
+
+
+ToolResult = ToolOutput | str  # a str is the error message returned to the skill

@@ -56,6 +56,8 @@ class Invocation:
         self._log_buffers: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
         # Host resources (e.g. upstream streams) opened by the guest, closed when the invocation ends.
         self.resources: dict[int, Any] = {}
+        # Where a message-stream skill's items go (`None` for function skills: tool events are dropped).
+        self.stream: asyncio.Queue[Any] | None = None
         self._next_rep = 1
 
     # -- called from the guest thread -----------------------------------------------------------------
@@ -102,6 +104,11 @@ class Invocation:
         self._next_rep += 1
         self.resources[rep] = obj
         return rep
+
+    def emit(self, item: Any) -> None:
+        """Hands a stream item to the response, waiting while the client is slower than the skill."""
+        if self.stream is not None:
+            self.call("stream-output.write", self.stream.put(item))
 
     def close_resources(self) -> None:
         """Closes what the guest left open; resource destructors do not run when a guest traps."""

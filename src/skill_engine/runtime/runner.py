@@ -165,16 +165,15 @@ class WasmRuntime:
         return result
 
     async def run_stream(
-        self, skill: LoadedSkill, input: bytes, ctx: CsiContext, sink: Callable[[Any], None]
+        self, skill: LoadedSkill, input: bytes, ctx: CsiContext, stream: asyncio.Queue[Any]
     ) -> None:
-        """Runs a message-stream skill; `sink` receives each item the guest writes, on the worker thread."""
+        """Runs a message-stream skill; each item it writes (and each tool event) is put on `stream`."""
 
         def call(inv: Invocation) -> Any:
-            inv.resources[0] = sink
             output = ResourceHost.own(inv.add_resource("stream-output"), v0_3.STREAM_OUTPUT_TYPE)
             return self._call(skill, inv, skill.run_index, input, output)
 
-        result = await self._execute(ctx, call)
+        result = await self._execute(ctx, call, stream=stream)
         if isinstance(result, Variant):
             raise _guest_error(result)
 
@@ -189,10 +188,15 @@ class WasmRuntime:
         return SkillMetadata(description, skill.version, skill.kind, input_schema, output_schema)
 
     async def _execute(
-        self, ctx: CsiContext, call: Callable[[Invocation], Any], csi_allowed: bool = True
+        self,
+        ctx: CsiContext,
+        call: Callable[[Invocation], Any],
+        csi_allowed: bool = True,
+        stream: asyncio.Queue[Any] | None = None,
     ) -> Any:
         loop = asyncio.get_running_loop()
         invocation = Invocation(loop, ctx, self.timeout, csi_allowed=csi_allowed)
+        invocation.stream = stream
         self.in_flight.add(invocation)
         future = loop.run_in_executor(self._executor, self._guarded, invocation, call)
         future.add_done_callback(lambda _: self.in_flight.discard(invocation))

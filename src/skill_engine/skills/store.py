@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from skill_engine.errors import MisconfiguredNamespace, SkillLoadError, SkillNotFound
 from skill_engine.runtime.compiler import Compiler
 from skill_engine.runtime.runner import LoadedSkill, WasmRuntime
+from skill_engine.skills.builtin import BuiltinSkill, builtin
 from skill_engine.skills.cache import CachedSkill, ComponentCache
 from skill_engine.skills.registry import Registry
 
@@ -69,11 +70,14 @@ class SkillStore:
 
     # -- resolving ----------------------------------------------------------------------------------
 
-    async def fetch(self, namespace: str, name: str) -> LoadedSkill:
+    async def fetch(self, namespace: str, name: str) -> LoadedSkill | BuiltinSkill:
         path = f"{namespace}/{name}"
         cached = self.cache.get(path)
         if cached is not None:
             return cached.skill
+        hard_coded = builtin(namespace, name)
+        if hard_coded is not None:
+            return hard_coded
         if namespace in self._errors:
             raise MisconfiguredNamespace(namespace, self._errors[namespace])
         description = self._known.get(namespace, {}).get(name)

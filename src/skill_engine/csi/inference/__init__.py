@@ -8,7 +8,23 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from skill_engine.csi.errors import NO_INFERENCE, CsiError
-from skill_engine.csi.types import ChatRequest, ChatResponse, Completion, CompletionRequest
+from skill_engine.csi.types import (
+    ChatEvent,
+    ChatRequest,
+    ChatResponse,
+    Completion,
+    CompletionEvent,
+    CompletionRequest,
+)
+
+In = TypeVar("In")
+Ev = TypeVar("Ev", covariant=True)
+
+
+class EventStream(Protocol[Ev]):
+    async def next(self) -> Ev | None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -22,6 +38,12 @@ class CsiContext:
 
 class Inference(Protocol):
     async def chat(self, requests: Sequence[ChatRequest], ctx: CsiContext) -> list[ChatResponse]: ...
+
+    async def chat_stream(self, request: ChatRequest, ctx: CsiContext) -> EventStream[ChatEvent]: ...
+
+    async def completion_stream(
+        self, request: CompletionRequest, ctx: CsiContext
+    ) -> EventStream[CompletionEvent]: ...
 
     async def complete(self, requests: Sequence[CompletionRequest], ctx: CsiContext) -> list[Completion]: ...
 
@@ -37,11 +59,18 @@ class NoInference:
     async def complete(self, requests: Sequence[CompletionRequest], ctx: CsiContext) -> list[Completion]:
         raise CsiError(NO_INFERENCE)
 
+    async def chat_stream(self, request: ChatRequest, ctx: CsiContext) -> EventStream[ChatEvent]:
+        raise CsiError(NO_INFERENCE)
+
+    async def completion_stream(
+        self, request: CompletionRequest, ctx: CsiContext
+    ) -> EventStream[CompletionEvent]:
+        raise CsiError(NO_INFERENCE)
+
     async def aclose(self) -> None:
         return None
 
 
-In = TypeVar("In")
 Out = TypeVar("Out")
 
 

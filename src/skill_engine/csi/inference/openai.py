@@ -15,11 +15,19 @@ import httpx
 
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.inference import CsiContext, fan_out
+from skill_engine.csi.inference.streams import UpstreamStream
 from skill_engine.csi.types import (
+    ChatAppend,
+    ChatBegin,
+    ChatEnd,
+    ChatEvent,
     ChatParams,
     ChatRequest,
     ChatResponse,
     Completion,
+    CompletionAppend,
+    CompletionEnd,
+    CompletionEvent,
     CompletionRequest,
     Distribution,
     FinishReason,
@@ -27,6 +35,7 @@ from skill_engine.csi.types import (
     Logprobs,
     Message,
     TokenUsage,
+    Usage,
 )
 
 UNAUTHORIZED = "Unauthorized"
@@ -151,6 +160,47 @@ def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
     )
 
 
+def chat_chunk_events(chunk: dict[str, Any]) -> list[ChatEvent]:
+    """One streamed chat chunk as CSI events (engine-spec §4.4: usage-only and empty-choices chunks too)."""
+    usage = chunk.get("usage")
+    if isinstance(usage, dict) and not chunk.get("choices"):
+        return [Usage(TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))]
+    choices = chunk.get("choices") or []
+    if not choices:
+        return []
+    choice = choices[0]
+    delta = choice.get("delta") or {}
+    events: list[ChatEvent] = []
+    if delta.get("role"):
+        events.append(ChatBegin(str(delta["role"])))
+    if delta.get("tool_calls"):
+        raise CsiError(UNEXPECTED_TOOL_CALL)
+    if delta.get("content"):
+        events.append(ChatAppend(str(delta["content"]), _chat_logprobs(choice)))
+    if choice.get("finish_reason"):
+        events.append(ChatEnd(_finish_reason(choice["finish_reason"])))
+    if isinstance(usage, dict):
+        events.append(
+            Usage(TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))
+        )
+    return events
+
+
+def completion_chunk_events(chunk: dict[str, Any]) -> list[CompletionEvent]:
+    usage = chunk.get("usage")
+    events: list[CompletionEvent] = []
+    for choice in (chunk.get("choices") or [])[:1]:
+        if choice.get("text"):
+            events.append(CompletionAppend(str(choice["text"])))
+        if choice.get("finish_reason"):
+            events.append(CompletionEnd(_finish_reason(choice["finish_reason"])))
+    if isinstance(usage, dict):
+        events.append(
+            Usage(TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))
+        )
+    return events
+
+
 def completion_body(request: CompletionRequest) -> dict[str, Any]:
     params = request.params
     body: dict[str, Any] = {"model": request.model, "prompt": request.prompt}
@@ -257,6 +307,28 @@ class OpenAIInference:
             return parse_completion_response(body, request.params.logprobs)
 
         return await fan_out(requests, one)
+
+    def _stream(self, path: str, body: dict[str, Any], api: str) -> Any:
+        streaming = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        return self._client.stream("POST", f"{self.base_url}{path}", json=streaming, headers=self._headers)
+
+    async def chat_stream(self, request: ChatRequest, ctx: CsiContext) -> UpstreamStream[ChatEvent]:
+        body = chat_body(request)  # validates roles before anything is sent
+        return UpstreamStream(
+            lambda: self._stream("/chat/completions", body, "chat completion"),
+            chat_chunk_events,
+            lambda response: _api_error(response, "chat completion"),
+        )
+
+    async def completion_stream(
+        self, request: CompletionRequest, ctx: CsiContext
+    ) -> UpstreamStream[CompletionEvent]:
+        body = completion_body(request)
+        return UpstreamStream(
+            lambda: self._stream("/completions", body, "completion"),
+            completion_chunk_events,
+            lambda response: _api_error(response, "completion"),
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -6,23 +6,35 @@ and the export lookup by the 0.3.11 name finds older 0.3 exports too (wasmtime-h
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from wasmtime.component import Linker, ResourceType, Variant
+from wasmtime.component import Linker, ResourceHost, ResourceType, Variant
 
 from skill_engine.csi import Csi
 from skill_engine.csi.types import (
+    ChatAppend,
+    ChatBegin,
+    ChatEnd,
+    ChatEvent,
     ChatParams,
     ChatRequest,
     ChatResponse,
     Completion,
+    CompletionAppend,
+    CompletionEnd,
+    CompletionEvent,
     CompletionParams,
     CompletionRequest,
     Distribution,
     FinishReason,
+    InvokeRequest,
     Logprobs,
     Message,
     TokenUsage,
+    ToolArgument,
+    ToolOutput,
+    ToolResult,
 )
 from skill_engine.runtime.bindings import (
     add_functions,
@@ -33,6 +45,7 @@ from skill_engine.runtime.bindings import (
     not_provided,
     record,
 )
+from skill_engine.streaming import MessageAppend, MessageBegin, MessageEnd, ToolBegin, ToolEnd, ToolError
 
 VERSION = "0.3"
 PACKAGE = "pharia:skill"
@@ -136,6 +149,51 @@ def from_completion(completion: Completion) -> Any:
     )
 
 
+def from_chat_event(event: ChatEvent | None) -> Variant | None:
+    if event is None:
+        return None
+    if isinstance(event, ChatBegin):
+        return Variant("message-begin", event.role)
+    if isinstance(event, ChatAppend):
+        return Variant(
+            "message-append", record(content=event.content, logprobs=from_distributions(event.logprobs))
+        )
+    if isinstance(event, ChatEnd):
+        return Variant("message-end", from_finish_reason(event.finish_reason))
+    return Variant("usage", from_usage(event.usage))
+
+
+def from_completion_event(event: CompletionEvent | None) -> Variant | None:
+    if event is None:
+        return None
+    if isinstance(event, CompletionAppend):
+        return Variant("append", record(text=event.text, logprobs=from_distributions(event.logprobs)))
+    if isinstance(event, CompletionEnd):
+        return Variant("end", from_finish_reason(event.finish_reason))
+    return Variant("usage", from_usage(event.usage))
+
+
+def to_message_item(item: Any) -> MessageBegin | MessageAppend | MessageEnd:
+    """`message-item` is untagged in wasmtime-py: a record, a string, or bytes/None."""
+    if isinstance(item, str):
+        return MessageAppend(item)
+    if item is None or isinstance(item, bytes):
+        return MessageEnd(item)
+    return MessageBegin(field(item, "role"))
+
+
+def to_invoke_request(value: Any) -> InvokeRequest:
+    return InvokeRequest(
+        field(value, "tool-name"),
+        [ToolArgument(field(a, "name"), field(a, "value")) for a in field(value, "arguments")],
+    )
+
+
+def from_tool_result(result: ToolResult) -> Any:
+    # `result<list<modality>, string>` is untagged: a list is Ok, a str is Err; `modality` is a plain str.
+    return list(result.contents) if isinstance(result, ToolOutput) else result
+
+
 # -- registration -----------------------------------------------------------------------------------
 
 
@@ -160,6 +218,49 @@ def register(linker: Linker, csi: Csi) -> None:
         completions = call_driver("complete-v2", csi.inference.complete(domain, invocation.ctx))
         return [from_completion(c) for c in completions]
 
+    def chat_stream(_store: Any, init: Any) -> ResourceHost:
+        invocation = current()
+        stream = call_driver("chat-stream", csi.inference.chat_stream(to_chat_request(init), invocation.ctx))
+        return ResourceHost.own(invocation.add_resource(stream), CHAT_STREAM_TYPE)
+
+    def chat_stream_next(store: Any, self_: Any) -> Variant | None:
+        rep = self_.to_host(store).rep
+        invocation = current()
+        stream = invocation.resources[rep]
+        return from_chat_event(call_driver("chat-stream.next", stream.next()))
+
+    def completion_stream(_store: Any, init: Any) -> ResourceHost:
+        invocation = current()
+        request = to_completion_request(init)
+        stream = call_driver("completion-stream", csi.inference.completion_stream(request, invocation.ctx))
+        return ResourceHost.own(invocation.add_resource(stream), COMPLETION_STREAM_TYPE)
+
+    def completion_stream_next(store: Any, self_: Any) -> Variant | None:
+        rep = self_.to_host(store).rep
+        invocation = current()
+        stream = invocation.resources[rep]
+        return from_completion_event(call_driver("completion-stream.next", stream.next()))
+
+    def invoke_tool(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_invoke_request(r) for r in requests]
+        for request in domain:
+            invocation.emit(ToolBegin(request.name))
+        results = call_driver("invoke-tool", csi.tools.invoke(invocation.ctx.namespace, domain))
+        for request, result in zip(domain, results, strict=True):
+            invocation.emit(
+                ToolEnd(request.name) if isinstance(result, ToolOutput) else ToolError(request.name, result)
+            )
+        return [from_tool_result(r) for r in results]
+
+    def list_tools(_store: Any) -> list[Any]:
+        invocation = current()
+        tools = csi.tools.list_tools(invocation.ctx.namespace)
+        return [
+            record(name=t.name, description=t.description, input_schema=json.dumps(t.input_schema).encode())
+            for t in tools
+        ]
+
     def drop_resource(_store: Any, rep: int) -> None:
         invocation = current_or_none()
         if invocation is None:
@@ -169,13 +270,9 @@ def register(linker: Linker, csi: Csi) -> None:
         if close is not None:
             close()
 
-    def write(_store: Any, self_: Any, item: Any) -> None:
-        self_.to_host(_store)
-        invocation = current()
-        sink = invocation.resources.get(0)
-        if sink is None:
-            raise not_provided("streaming-output.write")(_store)
-        sink(item)
+    def write(store: Any, self_: Any, item: Any) -> None:
+        self_.to_host(store)
+        current().emit(to_message_item(item))
 
     with linker.root() as root:
         with root.add_instance(_interface("inference")) as inference:
@@ -190,10 +287,10 @@ def register(linker: Linker, csi: Csi) -> None:
                     "complete": complete,
                     "complete-v2": complete_v2,
                     "explain": not_provided("explain"),
-                    "[constructor]chat-stream": not_provided("chat-stream"),
-                    "[method]chat-stream.next": not_provided("chat-stream.next"),
-                    "[constructor]completion-stream": not_provided("completion-stream"),
-                    "[method]completion-stream.next": not_provided("completion-stream.next"),
+                    "[constructor]chat-stream": chat_stream,
+                    "[method]chat-stream.next": chat_stream_next,
+                    "[constructor]completion-stream": completion_stream,
+                    "[method]completion-stream.next": completion_stream_next,
                 },
             )
         with root.add_instance(_interface("chunking")) as chunking:
@@ -219,8 +316,8 @@ def register(linker: Linker, csi: Csi) -> None:
             add_functions(
                 tool,
                 {
-                    "invoke-tool": not_provided("invoke-tool"),
-                    "list-tools": not_provided("list-tools"),
+                    "invoke-tool": invoke_tool,
+                    "list-tools": list_tools,
                 },
             )
         with root.add_instance(_interface("streaming-output")) as output:
