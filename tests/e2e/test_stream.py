@@ -301,3 +301,19 @@ def test_client_disconnect_cancels_the_skill_and_closes_the_upstream_stream(
     while "message stream of my-team/streamer cancelled" not in engine.logs() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "message stream of my-team/streamer cancelled" in engine.logs()
+
+
+def test_client_disconnect_cancels_a_run(engine: EngineProcess, openai: tuple[OpenAIServer, str]) -> None:
+    backend, _ = openai
+    backend.gate.clear()
+    try:
+        with httpx.Client(base_url=engine.url, timeout=1.5) as client, pytest.raises(httpx.ReadTimeout):
+            client.post("/v1/skills/my-team/probe/run", json={"mode": "chat", "model": "gated", "text": "x"})
+        marker = "client disconnected: invocation of /v1/skills/my-team/probe/run cancelled"
+        deadline = time.monotonic() + 15
+        while marker not in engine.logs() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker in engine.logs()
+        assert "invocation cancelled" in engine.logs()
+    finally:
+        backend.gate.set()
