@@ -14,6 +14,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -24,7 +25,9 @@ from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
 
 
-def measure(open_stream: Callable[[], httpx.Response], marker: bytes) -> tuple[float, float, int]:
+def measure(
+    open_stream: Callable[[], AbstractContextManager[httpx.Response]], marker: bytes
+) -> tuple[float, float, int]:
     """(seconds to first event, total seconds, events) for one stream."""
     started = time.perf_counter()
     first = 0.0
