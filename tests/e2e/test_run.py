@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, engine_with_skills
 from tests.support.openai_server import OpenAIServer
 
 TOKEN = "secret-backend-token"
@@ -43,21 +43,18 @@ def engine(
     openai: tuple[OpenAIServer, str],
 ) -> Iterator[EngineProcess]:
     workdir = tmp_path_factory.mktemp("engine-run")
-    skills = workdir / "team-skills"
-    skills.mkdir()
-    shutil.copy(probe_wasm, skills / "probe.wasm")
-    shutil.copy(streamer_wasm, skills / "streamer.wasm")
-    (skills / "README.md").write_text("not a skill")
     _, url = openai
-    process = EngineProcess(
+    process = engine_with_skills(
         workdir,
+        {"probe": probe_wasm, "streamer": streamer_wasm},
         {
-            "NAMESPACES__MY_TEAM__DIRECTORY": str(skills),
             "OPENAI_INFERENCE__URL": url,
             "OPENAI_INFERENCE__TOKEN": TOKEN,
             "WASMTIME_CACHE_DIR": str(compiled_cache),
         },
-    ).start()
+    )
+    (workdir / "skills" / "README.md").write_text("not a skill")
+    process.start()
     try:
         yield process
     finally:

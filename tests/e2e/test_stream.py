@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, engine_with_skills
 from tests.support.openai_server import OpenAIServer
 
 
@@ -40,16 +39,11 @@ def engine(
     compiled_cache: Path,
     openai: tuple[OpenAIServer, str],
 ) -> Iterator[EngineProcess]:
-    workdir = tmp_path_factory.mktemp("engine-stream")
-    skills = workdir / "skills"
-    skills.mkdir()
-    shutil.copy(probe_wasm, skills / "probe.wasm")
-    shutil.copy(streamer_wasm, skills / "streamer.wasm")
     _, url = openai
-    process = EngineProcess(
-        workdir,
+    process = engine_with_skills(
+        tmp_path_factory.mktemp("engine-stream"),
+        {"probe": probe_wasm, "streamer": streamer_wasm},
         {
-            "NAMESPACES__MY_TEAM__DIRECTORY": str(skills),
             "NAMESPACES__MY_TEAM__NATIVE_TOOLS": '["add", "saboteur"]',
             "OPENAI_INFERENCE__URL": url,
             "OPENAI_INFERENCE__TOKEN": "tok",
@@ -120,7 +114,8 @@ def test_tell_me_a_joke_forwards_the_chat_stream(
     text = "".join(data["text"] for kind, data in events if data.get("type") == "append")
     assert text == "echo: Tell me a joke!"
     assert events[-1] == ("message", {"type": "end", "payload": "Stop"})
-    sent = [r for r in backend.requests if r["body"]["messages"][-1]["content"] == "Tell me a joke!"][-1]
+    chats = [r for r in backend.requests if r["path"] == "/v1/chat/completions"]
+    sent = [r for r in chats if r["body"]["messages"][-1]["content"] == "Tell me a joke!"][-1]
     assert sent["body"]["model"] == "llama-3.1-8b-instruct"
     assert sent["body"]["max_tokens"] == 300
     assert sent["body"]["stream"] is True

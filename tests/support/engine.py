@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,17 @@ class EngineProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def engine_with_skills(
+    workdir: Path, skills: dict[str, Path], env: dict[str, str], namespace: str = "MY_TEAM"
+) -> EngineProcess:
+    """An engine serving `skills` (name → built component) from a directory namespace."""
+    directory = workdir / "skills"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, component in skills.items():
+        shutil.copy(component, directory / f"{name}.wasm")
+    return EngineProcess(workdir, {f"NAMESPACES__{namespace}__DIRECTORY": str(directory), **env})
 
 
 def run_engine_once(

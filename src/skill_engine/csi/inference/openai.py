@@ -132,11 +132,15 @@ def _finish_reason(value: Any) -> FinishReason:
         raise CsiError(f"Unknown finish reason: {value}") from None
 
 
+def _token_usage(usage: dict[str, Any]) -> TokenUsage:
+    return TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+
+
 def _usage(body: dict[str, Any]) -> TokenUsage:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         raise CsiError("Expected chat completion response to have a usage.")
-    return TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+    return _token_usage(usage)
 
 
 def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
@@ -164,7 +168,7 @@ def chat_chunk_events(chunk: dict[str, Any]) -> list[ChatEvent]:
     """One streamed chat chunk as CSI events (engine-spec §4.4: usage-only and empty-choices chunks too)."""
     usage = chunk.get("usage")
     if isinstance(usage, dict) and not chunk.get("choices"):
-        return [Usage(TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))]
+        return [Usage(_token_usage(usage))]
     choices = chunk.get("choices") or []
     if not choices:
         return []
@@ -180,9 +184,7 @@ def chat_chunk_events(chunk: dict[str, Any]) -> list[ChatEvent]:
     if choice.get("finish_reason"):
         events.append(ChatEnd(_finish_reason(choice["finish_reason"])))
     if isinstance(usage, dict):
-        events.append(
-            Usage(TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))
-        )
+        events.append(Usage(_token_usage(usage)))
     return events
 
 
@@ -195,9 +197,7 @@ def completion_chunk_events(chunk: dict[str, Any]) -> list[CompletionEvent]:
         if choice.get("finish_reason"):
             events.append(CompletionEnd(_finish_reason(choice["finish_reason"])))
     if isinstance(usage, dict):
-        events.append(
-            Usage(TokenUsage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))))
-        )
+        events.append(Usage(_token_usage(usage)))
     return events
 
 
