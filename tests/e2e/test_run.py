@@ -51,6 +51,7 @@ def engine(
             "OPENAI_INFERENCE__URL": url,
             "OPENAI_INFERENCE__TOKEN": TOKEN,
             "WASMTIME_CACHE_DIR": str(compiled_cache),
+            "NAMESPACES__GHOST__DIRECTORY": str(workdir / "missing"),
         },
     )
     (workdir / "skills" / "README.md").write_text("not a skill")
@@ -407,3 +408,26 @@ def test_input_reaches_the_skill_as_compact_json(client: httpx.Client) -> None:
     )
     assert response.status_code == 200
     assert response.content == json.dumps({"result": {"a": [1, 2]}}, separators=(",", ":")).encode()
+
+
+def test_missing_directory_marks_the_namespace_misconfigured(
+    client: httpx.Client, engine: EngineProcess
+) -> None:
+    missing = engine.workdir / "missing"
+    response = run_in(client, "ghost", "anything")
+    assert response.status_code == 500
+    assert response.text == (
+        "The skill could not be executed to completion, the namespace 'ghost' is misconfigured. If you are "
+        "the developer who configured the skill, you should probably fix this error. If you are not, there "
+        "is nothing you can do, until the developer who maintains the list of skills to be served, fixes "
+        "this. Original Syntax error:\n\n"
+        f"The directory to watch '\"{missing}\"' is not a directory."
+    )
+    # The next good pass clears the error.
+    missing.mkdir()
+    wait_for(lambda: run_in(client, "ghost", "anything").status_code == 400)
+    assert run_in(client, "ghost", "anything").text == NOT_FOUND
+
+
+def run_in(client: httpx.Client, namespace: str, skill: str) -> httpx.Response:
+    return client.post(f"/v1/skills/{namespace}/{skill}/run", json={})
