@@ -12,7 +12,15 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from skill_engine.api.http import HttpError, bearer_token, json_body, json_response, namespace_param, text
+from skill_engine.api.http import (
+    HttpError,
+    bearer_token,
+    json_body,
+    json_response,
+    namespace_param,
+    serde_style,
+    text,
+)
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.errors import ExecutionError, InvalidOutput, IsFunction, IsMessageStream
 from skill_engine.runtime.runner import SkillKind, WasmRuntime
@@ -100,13 +108,10 @@ class SkillRoutes:
         )
         try:
             value = json.loads(output)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            detail = (
-                f"{e.msg} at line {e.lineno} column {e.colno}"
-                if isinstance(e, json.JSONDecodeError)
-                else str(e)
-            )
-            raise InvalidOutput(detail) from None
+        except json.JSONDecodeError as e:
+            raise InvalidOutput(serde_style(e)) from None
+        except UnicodeDecodeError as e:
+            raise InvalidOutput(str(e)) from None
         return json_response(value)
 
     @handles_errors
