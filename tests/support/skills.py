@@ -6,6 +6,7 @@ SDK's lock file and the skill type: a run builds each test skill at most once, l
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -37,6 +38,16 @@ def build_skill(module: str, skill_type: str = "skill") -> Path:
     target = cache_dir() / f"{module}-{key}.wasm"
     if target.exists():
         return target
+    # Several test runs (e.g. worktrees) may share the cache: one build at a time, in one shared work dir.
+    with (cache_dir() / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            return target
+        return _build(module, skill_type, target)
+
+
+def _build(module: str, skill_type: str, target: Path) -> Path:
+    source = SOURCES / f"{module}.py"
     env_bin = tool_env() / "bin"
     if not (env_bin / "pharia-skill").exists():
         raise RuntimeError(f"no skill build environment at {tool_env()}: run `make test` (it creates one)")
