@@ -36,3 +36,8 @@ def openai() -> Iterator[tuple[OpenAIServer, str]]:
         yield backend, f"{server.url}/v1"
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def docs_rag_wasm() -> Path:
+    return build_skill("docs_rag")

@@ -15,9 +15,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.config import Settings
 from skill_engine.csi import Csi
+from skill_engine.csi.documents import Documents
+from skill_engine.csi.documents.embedded import EmbeddedDocuments
+from skill_engine.csi.documents.remote import RemoteDocuments
 from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.tools import Tools
@@ -35,6 +39,16 @@ def make_inference(settings: Settings) -> Inference:
     return NoInference()
 
 
+def make_documents(settings: Settings) -> Documents:
+    """The Document Index if configured, else the embedded index (docs/documents.md)."""
+    if settings.document_index_url is not None:
+        return RemoteDocuments(settings.document_index_url)
+    directory = settings.documents.directory
+    if directory is None:
+        directory = Path(platformdirs.user_data_dir("skill-engine")) / "documents"
+    return EmbeddedDocuments(directory)
+
+
 def cache_directory(settings: Settings) -> Path:
     if settings.wasmtime_cache_dir is not None:
         return settings.wasmtime_cache_dir
@@ -46,7 +60,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.csi = Csi(inference=make_inference(settings), tools=Tools())
+        self.csi = Csi(inference=make_inference(settings), tools=Tools(), documents=make_documents(settings))
         for name, config in settings.effective_namespaces().items():
             self.csi.tools.set_native_tools(name, config.native_tools)
         self.runtime = WasmRuntime(
@@ -86,6 +100,8 @@ async def _empty(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     engine = Engine(settings)
     routes = SkillRoutes(engine.store, engine.runtime, engine.csi)
+    embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
+    documents = DocumentRoutes(embedded, settings.documents.admin_token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -103,6 +119,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/skills/{namespace}/{name}/metadata", routes.metadata, methods=["GET"]),
             Route("/v1/skills/{namespace}/{name}/message-stream", routes.message_stream, methods=["POST"]),
             Route("/v1/tools/{namespace}", routes.list_tools, methods=["GET"]),
+            *documents.routes(),
         ],
         exception_handlers={404: _empty, 405: _empty},
         lifespan=lifespan,

@@ -80,6 +80,19 @@ class OpenAIInferenceConfig(BaseModel):
     token: str
 
 
+class DocumentsConfig(BaseModel):
+    """`[documents]`: the embedded document index used when no `document-index-url` is set."""
+
+    model_config = ConfigDict(extra="ignore")
+    directory: Path | None = None
+    admin_token: str | None = None
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 class NamespaceConfig(BaseModel):
     """One `[namespaces.<name>]` table; which shape it is follows from the keys present (§3.3)."""
 
@@ -117,6 +130,8 @@ def normalize(data: dict[str, Any]) -> dict[str, Any]:
         }
     if isinstance(top.get("openai_inference"), dict):
         top["openai_inference"] = _kebab_to_snake(top["openai_inference"])
+    if isinstance(top.get("documents"), dict):
+        top["documents"] = _kebab_to_snake(top["documents"])
     return top
 
 
@@ -146,6 +161,7 @@ class Settings(BaseSettings):
     inference_url: str | None = None
     openai_inference: OpenAIInferenceConfig | None = None
     document_index_url: str | None = None
+    documents: DocumentsConfig = Field(default_factory=DocumentsConfig)
     authorization_url: str | None = None
     namespaces: dict[str, NamespaceConfig] = Field(default_factory=dict)
     namespace_update_interval: Duration = 10.0

@@ -5,8 +5,9 @@ Nothing in here knows about wasm. The bindings of each WIT version convert value
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from skill_engine.csi.documents import Documents, NoDocuments
 from skill_engine.csi.inference import CsiContext, Inference, NoInference
 from skill_engine.csi.tools import Tools
 
@@ -19,6 +20,7 @@ class Csi:
 
     inference: Inference
     tools: Tools
+    documents: Documents = field(default_factory=NoDocuments)
 
     @classmethod
     def without_backends(cls) -> Csi:
@@ -26,3 +28,4 @@ class Csi:
 
     async def aclose(self) -> None:
         await self.inference.aclose()
+        await self.documents.aclose()

@@ -167,3 +167,120 @@ class ToolOutput:
 
 
 ToolResult = ToolOutput | str  # a str is the error message returned to the skill
+
+
+# -- document index (engine-spec §4.3 `document-index`, §4.5) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class IndexPath:
+    namespace: str
+    collection: str
+    index: str
+
+
+@dataclass(frozen=True)
+class DocumentPath:
+    namespace: str
+    collection: str
+    name: str
+
+
+@dataclass(frozen=True)
+class TextCursor:
+    """A position in a document: `item` indexes its contents, `position` counts characters; inclusive."""
+
+    item: int
+    position: int
+
+
+MetadataValue = str | int | bool
+ConditionKind = Literal[
+    "greater_than",
+    "greater_than_or_equal_to",
+    "less_than",
+    "less_than_or_equal_to",
+    "after",
+    "at_or_after",
+    "before",
+    "at_or_before",
+    "equal_to",
+    "is_null",
+]
+CONDITION_KINDS: tuple[ConditionKind, ...] = (
+    "greater_than",
+    "greater_than_or_equal_to",
+    "less_than",
+    "less_than_or_equal_to",
+    "after",
+    "at_or_after",
+    "before",
+    "at_or_before",
+    "equal_to",
+    "is_null",
+)
+
+
+@dataclass(frozen=True)
+class MetadataCondition:
+    """One condition on a metadata field: numbers for the comparisons, ISO-8601 strings for the time ones,
+    `str | int | bool` for `equal_to`, `True` for `is_null`."""
+
+    kind: ConditionKind
+    value: float | MetadataValue
+
+
+@dataclass(frozen=True)
+class MetadataFilter:
+    field: str
+    condition: MetadataCondition
+
+
+FilterKind = Literal["with", "with_one_of", "without"]
+"""`with` = all conditions hold (the WIT's `with-all`), `with_one_of` = any, `without` = none."""
+
+
+@dataclass(frozen=True)
+class SearchFilter:
+    kind: FilterKind
+    conditions: list[MetadataFilter]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    index_path: IndexPath
+    query: str
+    max_results: int
+    min_score: float | None = None
+    filters: list[SearchFilter] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    document_path: DocumentPath
+    content: str
+    score: float
+    start: TextCursor
+    end: TextCursor
+
+
+@dataclass(frozen=True)
+class TextContent:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageContent:
+    """Images are reported but their bytes are not exposed to skills."""
+
+
+Modality = TextContent | ImageContent
+
+Json = dict[str, "Json"] | list["Json"] | str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class Document:
+    path: DocumentPath
+    contents: list[Modality]
+    metadata: Json

@@ -27,10 +27,21 @@ from skill_engine.csi.types import (
     CompletionParams,
     CompletionRequest,
     Distribution,
+    Document,
+    DocumentPath,
     FinishReason,
+    IndexPath,
     InvokeRequest,
+    Json,
     Logprobs,
     Message,
+    MetadataCondition,
+    MetadataFilter,
+    SearchFilter,
+    SearchRequest,
+    SearchResult,
+    TextContent,
+    TextCursor,
     TokenUsage,
     ToolArgument,
     ToolOutput,
@@ -109,7 +120,69 @@ def to_completion_request(value: Any, echo: bool = False) -> CompletionRequest:
     )
 
 
+_FILTER_KINDS: dict[str, Any] = {"with-all": "with", "with-one-of": "with_one_of", "without": "without"}
+
+
+def to_metadata_filter(value: Any) -> MetadataFilter:
+    condition: Variant = field(value, "condition")
+    kind = condition.tag.replace("-", "_")
+    # `metadata-field-value` (string/s64/bool) is untagged: the payload is a str, int or bool already.
+    payload = True if kind == "is_null" else condition.payload
+    return MetadataFilter(field(value, "field"), MetadataCondition(kind, payload))
+
+
+def to_search_request(value: Any) -> SearchRequest:
+    index = field(value, "index-path")
+    filters: list[Variant] = field(value, "filters")
+    return SearchRequest(
+        index_path=IndexPath(field(index, "namespace"), field(index, "collection"), field(index, "index")),
+        query=field(value, "query"),
+        max_results=field(value, "max-results"),
+        min_score=field(value, "min-score"),
+        filters=[
+            SearchFilter(_FILTER_KINDS[f.tag], [to_metadata_filter(m) for m in f.payload]) for f in filters
+        ],
+    )
+
+
+def to_document_path(value: Any) -> DocumentPath:
+    return DocumentPath(field(value, "namespace"), field(value, "collection"), field(value, "name"))
+
+
 # -- domain -> wasm ---------------------------------------------------------------------------------
+
+
+def from_document_path(path: DocumentPath) -> Any:
+    return record(namespace=path.namespace, collection=path.collection, name=path.name)
+
+
+def from_search_result(result: SearchResult) -> Any:
+    return record(
+        document_path=from_document_path(result.document_path),
+        content=result.content,
+        score=float(result.score),
+        start=from_cursor(result.start),
+        end=from_cursor(result.end),
+    )
+
+
+def from_cursor(cursor: TextCursor) -> Any:
+    return record(item=cursor.item, position=cursor.position)
+
+
+def from_metadata(metadata: Json) -> bytes | None:
+    if metadata is None:
+        return None
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def from_document(document: Document) -> Any:
+    # `modality` (text(string) | image) is untagged: a str is text, None is an image.
+    return record(
+        path=from_document_path(document.path),
+        contents=[c.text if isinstance(c, TextContent) else None for c in document.contents],
+        metadata=from_metadata(document.metadata),
+    )
 
 
 def from_finish_reason(reason: FinishReason) -> str:
@@ -261,6 +334,24 @@ def register(linker: Linker, csi: Csi) -> None:
             for t in tools
         ]
 
+    def search(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_search_request(r) for r in requests]
+        results = call_driver("search", csi.documents.search(domain, invocation.ctx))
+        return [[from_search_result(r) for r in batch] for batch in results]
+
+    def documents(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        paths = [to_document_path(r) for r in requests]
+        found = call_driver("documents", csi.documents.documents(paths, invocation.ctx))
+        return [from_document(d) for d in found]
+
+    def document_metadata(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        paths = [to_document_path(r) for r in requests]
+        found = call_driver("document-metadata", csi.documents.document_metadata(paths, invocation.ctx))
+        return [from_metadata(m) for m in found]
+
     def drop_resource(_store: Any, rep: int) -> None:
         invocation = current_or_none()
         if invocation is None:
@@ -301,13 +392,13 @@ def register(linker: Linker, csi: Csi) -> None:
                     "chunk-with-offsets": not_provided("chunk-with-offsets"),
                 },
             )
-        with root.add_instance(_interface("document-index")) as documents:
+        with root.add_instance(_interface("document-index")) as document_index:
             add_functions(
-                documents,
+                document_index,
                 {
-                    "search": not_provided("search"),
-                    "document-metadata": not_provided("document-metadata"),
-                    "documents": not_provided("documents"),
+                    "search": search,
+                    "document-metadata": document_metadata,
+                    "documents": documents,
                 },
             )
         with root.add_instance(_interface("language")) as language:

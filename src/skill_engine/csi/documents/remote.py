@@ -1,0 +1,221 @@
+"""The Aleph Alpha Document Index over HTTP (`DOCUMENT_INDEX_URL`, engine-spec §4.5).
+
+Every call forwards the caller's bearer token; without one it fails with PhariaEngine's token-required
+texts. Requests time out after 10 s and are retried up to 3 times with exponential backoff on transient
+failures (connection errors, timeouts, 408, 429, 5xx; §3.4). Any other non-2xx answer, 404 included, is an
+error that ends the invocation; its text follows the Rust engine's HTTP client (`HTTP status client error
+(404 Not Found) for url (...)`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from skill_engine.csi.documents.filters import filter_to_json
+from skill_engine.csi.errors import CsiError
+from skill_engine.csi.inference import CsiContext, fan_out
+from skill_engine.csi.types import (
+    Document,
+    DocumentPath,
+    ImageContent,
+    Json,
+    Modality,
+    SearchRequest,
+    SearchResult,
+    TextContent,
+    TextCursor,
+)
+
+log = logging.getLogger("skill_engine.csi.documents")
+
+_TOKEN_HINT = "Please provide a valid token in the Authorization header."
+SEARCH_TOKEN_REQUIRED = f"Searching in the Document Index requires a PhariaAI token. {_TOKEN_HINT}"
+DOCUMENT_TOKEN_REQUIRED = (
+    f"Fetching a document from the Document Index requires a PhariaAI token. {_TOKEN_HINT}"
+)
+METADATA_TOKEN_REQUIRED = (
+    f"Fetching metadata from the Document Index requires a PhariaAI token. {_TOKEN_HINT}"
+)
+SECTION_TOO_LONG = "Document Index result has more than one item in a section."
+INVALID_RESULT = "Invalid search result"
+
+TEXT_ONLY = {"with": [{"modality": "text"}]}
+"""Appended to every search: skills only ever see text sections."""
+
+TRANSIENT_STATUS = {408, 429}
+
+
+def search_body(request: SearchRequest) -> dict[str, Any]:
+    return {
+        "query": [{"modality": "text", "text": request.query}],
+        "max_results": request.max_results,
+        "min_score": request.min_score,
+        "filters": [*(filter_to_json(f) for f in request.filters), TEXT_ONLY],
+    }
+
+
+def document_url(base: str, path: DocumentPath) -> str:
+    """Namespace and collection as given (the reference does not encode them); the name URL-encoded."""
+    return f"{base}/collections/{path.namespace}/{path.collection}/docs/{quote(path.name, safe='')}"
+
+
+def search_url(base: str, request: SearchRequest) -> str:
+    index = request.index_path
+    return f"{base}/collections/{index.namespace}/{index.collection}/indexes/{index.index}/search"
+
+
+def _cursor(value: Any) -> TextCursor:
+    if not isinstance(value, dict) or value.get("modality", "text") != "text":
+        raise CsiError(INVALID_RESULT)
+    try:
+        return TextCursor(int(value["item"]), int(value["position"]))
+    except (KeyError, TypeError, ValueError):
+        raise CsiError(INVALID_RESULT) from None
+
+
+def parse_search_result(value: Any) -> SearchResult:
+    if not isinstance(value, dict):
+        raise CsiError(INVALID_RESULT)
+    section = value.get("section")
+    if isinstance(section, list) and len(section) > 1:
+        raise CsiError(SECTION_TOO_LONG)
+    if not isinstance(section, list) or not section:
+        raise CsiError(INVALID_RESULT)
+    item = section[0]
+    if not isinstance(item, dict) or item.get("modality") != "text" or not isinstance(item.get("text"), str):
+        raise CsiError(INVALID_RESULT)
+    path = value.get("document_path")
+    score = value.get("score")
+    if not isinstance(path, dict) or isinstance(score, bool) or not isinstance(score, int | float):
+        raise CsiError(INVALID_RESULT)
+    try:
+        document_path = DocumentPath(str(path["namespace"]), str(path["collection"]), str(path["name"]))
+    except KeyError:
+        raise CsiError(INVALID_RESULT) from None
+    return SearchResult(
+        document_path=document_path,
+        content=item["text"],
+        score=float(score),
+        start=_cursor(value.get("start")),
+        end=_cursor(value.get("end")),
+    )
+
+
+def parse_contents(value: Any) -> list[Modality]:
+    if not isinstance(value, list):
+        raise CsiError("Invalid document: `contents` must be a list")
+    contents: list[Modality] = []
+    for item in value:
+        modality = item.get("modality") if isinstance(item, dict) else None
+        if modality == "text" and isinstance(item.get("text"), str):
+            contents.append(TextContent(item["text"]))
+        elif modality == "image":
+            contents.append(ImageContent())
+        else:
+            raise CsiError(f"Invalid document: unsupported content item {str(item)[:200]}")
+    return contents
+
+
+def _status_error(response: httpx.Response) -> CsiError:
+    status = response.status_code
+    kind = "client" if status < 500 else "server"
+    try:
+        phrase = f" {HTTPStatus(status).phrase}"
+    except ValueError:
+        phrase = ""
+    return CsiError(f"HTTP status {kind} error ({status}{phrase}) for url ({response.request.url})")
+
+
+class RemoteDocuments:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.25,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.retries = retries
+        self.backoff = backoff
+        self.client = httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def _send(self, method: str, url: str, token: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries
+            try:
+                response = await self.client.request(method, url, headers=headers, json=body)
+            except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError) as e:
+                if last:
+                    raise CsiError(f"error sending request for url ({url}): {e or type(e).__name__}") from e
+                log.info("Document Index unreachable (%s), retrying", type(e).__name__)
+            else:
+                if response.is_success:
+                    try:
+                        return response.json()
+                    except ValueError:
+                        raise CsiError(f"error decoding response body for url ({url})") from None
+                transient = response.status_code in TRANSIENT_STATUS or response.status_code >= 500
+                if not transient or last:
+                    raise _status_error(response)
+                log.info("Document Index answered %s, retrying", response.status_code)
+            await asyncio.sleep(self.backoff * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def search(self, requests: Sequence[SearchRequest], ctx: CsiContext) -> list[list[SearchResult]]:
+        if not requests:
+            return []
+        if ctx.token is None:
+            raise CsiError(SEARCH_TOKEN_REQUIRED)
+        token = ctx.token
+
+        async def one(request: SearchRequest) -> list[SearchResult]:
+            results = await self._send("POST", search_url(self.url, request), token, search_body(request))
+            if not isinstance(results, list):
+                raise CsiError(INVALID_RESULT)
+            return [parse_search_result(r) for r in results]
+
+        return await fan_out(requests, one)
+
+    async def _fetch(self, path: DocumentPath, token: str) -> dict[str, Any]:
+        body = await self._send("GET", document_url(self.url, path), token)
+        if not isinstance(body, dict):
+            raise CsiError("Invalid document: expected a JSON object")
+        return body
+
+    async def documents(self, paths: Sequence[DocumentPath], ctx: CsiContext) -> list[Document]:
+        if not paths:
+            return []
+        if ctx.token is None:
+            raise CsiError(DOCUMENT_TOKEN_REQUIRED)
+        token = ctx.token
+
+        async def one(path: DocumentPath) -> Document:
+            body = await self._fetch(path, token)
+            return Document(path, parse_contents(body.get("contents")), body.get("metadata"))
+
+        return await fan_out(paths, one)
+
+    async def document_metadata(self, paths: Sequence[DocumentPath], ctx: CsiContext) -> list[Json]:
+        if not paths:
+            return []
+        if ctx.token is None:
+            raise CsiError(METADATA_TOKEN_REQUIRED)
+        token = ctx.token
+
+        async def one(path: DocumentPath) -> Json:
+            metadata: Json = (await self._fetch(path, token)).get("metadata")
+            return metadata
+
+        return await fan_out(paths, one)
