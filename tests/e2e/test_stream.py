@@ -270,6 +270,39 @@ def test_items_reach_the_client_before_the_backend_answers(
     ]
 
 
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_a_slow_client_slows_the_skill_instead_of_growing_memory(engine: EngineProcess) -> None:
+    """The skill writes 96 MiB; a client that stops reading must hold it back at the bounded queue."""
+    assert engine.process is not None
+    blocks = 1536  # of 64 KiB each
+    with (
+        httpx.Client(base_url=engine.url, timeout=120) as client,
+        client.stream(
+            "POST",
+            "/v1/skills/my-team/streamer/message-stream",
+            json={"mode": "flood", "text": str(blocks)},
+        ) as response,
+    ):
+        chunks = response.iter_raw()
+        received = next(chunks)
+        before = rss_bytes(engine.process.pid)
+        time.sleep(3)  # an unbounded buffer would now hold most of the skill's output
+        grown = rss_bytes(engine.process.pid) - before
+        for chunk in chunks:
+            received += chunk
+    assert grown < 32 * 1024 * 1024, f"the engine buffered {grown} bytes for a client that did not read"
+    events = parse_sse(received)
+    assert len(events) == blocks + 2
+    assert events[-1] == ("message", {"type": "end", "payload": None})
+    assert all(event == ("message", {"type": "append", "text": "x" * 65536}) for event in events[1:-1])
+
+
 def test_client_disconnect_cancels_the_skill_and_closes_the_upstream_stream(
     engine: EngineProcess, openai: tuple[OpenAIServer, str]
 ) -> None:

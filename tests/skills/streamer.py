@@ -52,6 +52,12 @@ def streamer(csi: Csi, writer: MessageWriter[Payload], input: Input) -> None:
         for result in results:
             writer.append_to_message(result.text() if hasattr(result, "text") else f"error: {result.message}")
         writer.end_message(None)
+    elif input.mode == "flood":
+        writer.begin_message()
+        block = "x" * 65536
+        for _ in range(int(input.text)):
+            writer.append_to_message(block)
+        writer.end_message(None)
     elif input.mode == "raise":
         writer.begin_message()
         writer.append_to_message("partial")
