@@ -2,9 +2,9 @@
 
 Every call forwards the caller's bearer token; without one it fails with PhariaEngine's token-required
 texts. Requests time out after 10 s and are retried up to 3 times with exponential backoff on transient
-failures (connection errors, timeouts, 408, 429, 5xx; §3.4). Any other non-2xx answer, 404 included, is an
-error that ends the invocation; its text follows the Rust engine's HTTP client (`HTTP status client error
-(404 Not Found) for url (...)`).
+failures (connection and network errors, timeouts, 408, 429, 5xx; §3.4). Any other non-2xx answer, 404
+included, is an error that ends the invocation; its text follows the Rust engine's HTTP client
+(`HTTP status client error (404 Not Found) for url (...)`).
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class RemoteDocuments:
             last = attempt == self.retries
             try:
                 response = await self.client.request(method, url, headers=headers, json=body)
-            except (httpx.ConnectError, httpx.TimeoutException, httpx.RemoteProtocolError) as e:
+            except (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError) as e:
                 if last:
                     raise CsiError(f"error sending request for url ({url}): {e or type(e).__name__}") from e
                 log.info("Document Index unreachable (%s), retrying", type(e).__name__)
