@@ -19,10 +19,12 @@ from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.config import Settings
 from skill_engine.csi import Csi
+from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
 from skill_engine.csi.documents.embedded import EmbeddedDocuments
 from skill_engine.csi.documents.remote import RemoteDocuments
 from skill_engine.csi.inference import Inference, NoInference
+from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.tools import Tools
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
@@ -34,6 +36,8 @@ log = logging.getLogger("skill_engine")
 
 
 def make_inference(settings: Settings) -> Inference:
+    if settings.inference_url is not None:
+        return AlephAlphaInference(settings.inference_url)
     if settings.openai_inference is not None:
         return OpenAIInference(settings.openai_inference.url, settings.openai_inference.token)
     return NoInference()
@@ -60,7 +64,14 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.csi = Csi(inference=make_inference(settings), tools=Tools(), documents=make_documents(settings))
+        inference = make_inference(settings)
+        tokenizers = inference if isinstance(inference, TokenizerSource) else None
+        self.csi = Csi(
+            inference=inference,
+            tools=Tools(),
+            documents=make_documents(settings),
+            chunking=Chunking(tokenizers),
+        )
         for name, config in settings.effective_namespaces().items():
             self.csi.tools.set_native_tools(name, config.native_tools)
         self.runtime = WasmRuntime(

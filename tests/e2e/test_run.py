@@ -288,11 +288,8 @@ def test_unknown_model(client: httpx.Client) -> None:
     assert "The Skill tried to access a model that was not found." in response.text
 
 
-def test_csi_function_not_provided_yet_names_the_function(client: httpx.Client) -> None:
-    response = run(client, {"mode": "chunk", "text": "123456"})
-    assert response.status_code == 503
-    assert response.text.startswith(SERVER_ERROR_PREFIX)
-    assert "chunk-with-offsets" in response.text
+def test_chunking_counts_characters_on_the_openai_backend(client: httpx.Client) -> None:
+    assert run(client, {"mode": "chunk", "text": "123456"}).json() == {"result": ["123", "456"]}
 
 
 def test_skill_sees_no_files_env_or_network(client: httpx.Client, engine: EngineProcess) -> None:

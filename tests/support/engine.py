@@ -55,6 +55,12 @@ class EngineProcess:
         self.stop()
         raise RuntimeError(f"engine did not become healthy:\n{self.logs()}")
 
+    def __enter__(self) -> EngineProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

@@ -82,22 +82,38 @@ async def read_body(request: Request) -> bytes:
 
 async def json_body(request: Request) -> bytes:
     """The body as compact JSON bytes, as the skill receives it."""
-    if not _is_json(request.headers.get("content-type")):
-        raise HttpError(415, "Expected request with `Content-Type: application/json`")
-    raw = await read_body(request)
+    raw = await _json_bytes(request)
     if len(raw) > _LARGE:
         return await run_in_threadpool(_reserialize, raw)
     return _reserialize(raw)
 
 
+async def json_value(request: Request) -> Any:
+    """The body parsed as JSON, with axum's rejections for a wrong content type or malformed JSON."""
+    raw = await _json_bytes(request)
+    if len(raw) > _LARGE:
+        return await run_in_threadpool(_parse, raw)
+    return _parse(raw)
+
+
+async def _json_bytes(request: Request) -> bytes:
+    if not _is_json(request.headers.get("content-type")):
+        raise HttpError(415, "Expected request with `Content-Type: application/json`")
+    return await read_body(request)
+
+
 def _reserialize(raw: bytes) -> bytes:
+    return dumps(_parse(raw))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse(raw: bytes) -> Any:
     try:
-        value = json.loads(raw)
+        return json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise HttpError(400, "Failed to parse the request body as JSON: " + serde_style(e)) from None
-    except UnicodeDecodeError as e:
-        raise HttpError(400, f"Failed to parse the request body as JSON: {e}") from None
-    try:
-        return dumps(value)
-    except ValueError as e:  # NaN/Infinity are not JSON
+    except (UnicodeDecodeError, ValueError) as e:  # NaN/Infinity are not JSON
         raise HttpError(400, f"Failed to parse the request body as JSON: {e}") from None

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from skill_engine.csi.chunking import Chunking
 from skill_engine.csi.documents import Documents, NoDocuments
 from skill_engine.csi.inference import CsiContext, Inference, NoInference
+from skill_engine.csi.language import Language
 from skill_engine.csi.tools import Tools
 
 __all__ = ["Csi", "CsiContext"]
@@ -21,6 +23,8 @@ class Csi:
     inference: Inference
     tools: Tools
     documents: Documents = field(default_factory=NoDocuments)
+    chunking: Chunking = field(default_factory=Chunking)
+    language: Language = field(default_factory=Language)
 
     @classmethod
     def without_backends(cls) -> Csi:
@@ -29,3 +33,4 @@ class Csi:
     async def aclose(self) -> None:
         await self.inference.aclose()
         await self.documents.aclose()
+        self.language.close()

@@ -15,6 +15,12 @@ NO_INFERENCE = (
     "configuration."
 )
 
+OPENAI_NOT_SUPPORTED = (
+    "Inference backend is currently configured to an OpenAI compatible one. For this, we only support chat "
+    "requests. For other request types, please ask your operator to configure the inference backend to use "
+    "the Aleph Alpha inference backend."
+)
+
 
 class NotImplementedCsiError(CsiError):
     """A CSI function this engine does not provide yet."""

@@ -105,6 +105,21 @@ class Completion:
 
 
 @dataclass(frozen=True)
+class ExplanationRequest:
+    prompt: str
+    target: str
+    model: str
+    granularity: Literal["auto", "word", "sentence", "paragraph"] = "auto"
+
+
+@dataclass(frozen=True)
+class TextScore:
+    start: int
+    length: int
+    score: float
+
+
+@dataclass(frozen=True)
 class ChatBegin:
     role: str
 

@@ -15,6 +15,8 @@ from skill_engine.csi.types import (
     Completion,
     CompletionEvent,
     CompletionRequest,
+    ExplanationRequest,
+    TextScore,
 )
 
 In = TypeVar("In")
@@ -47,6 +49,10 @@ class Inference(Protocol):
 
     async def complete(self, requests: Sequence[CompletionRequest], ctx: CsiContext) -> list[Completion]: ...
 
+    async def explain(
+        self, requests: Sequence[ExplanationRequest], ctx: CsiContext
+    ) -> list[list[TextScore]]: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -65,6 +71,9 @@ class NoInference:
     async def completion_stream(
         self, request: CompletionRequest, ctx: CsiContext
     ) -> EventStream[CompletionEvent]:
+        raise CsiError(NO_INFERENCE)
+
+    async def explain(self, requests: Sequence[ExplanationRequest], ctx: CsiContext) -> list[list[TextScore]]:
         raise CsiError(NO_INFERENCE)
 
     async def aclose(self) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from skill_engine.csi.errors import CsiError
+from skill_engine.csi.errors import OPENAI_NOT_SUPPORTED, CsiError
 from skill_engine.csi.inference import CsiContext, fan_out
 from skill_engine.csi.inference.streams import UpstreamStream
 from skill_engine.csi.types import (
@@ -30,10 +30,12 @@ from skill_engine.csi.types import (
     CompletionEvent,
     CompletionRequest,
     Distribution,
+    ExplanationRequest,
     FinishReason,
     Logprob,
     Logprobs,
     Message,
+    TextScore,
     TokenUsage,
     Usage,
 )
@@ -268,20 +270,28 @@ def _api_error(response: httpx.Response, api: str) -> CsiError:
     return CsiError(f"Error while calling OpenAI {api} API: {response.status_code}: {text}")
 
 
-class OpenAIInference:
-    """Calls an OpenAI-compatible server with the configured API key (never the caller's token)."""
+def _stream_body(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "stream": True, "stream_options": {"include_usage": True}}
 
-    def __init__(self, url: str, token: str, client: httpx.AsyncClient | None = None) -> None:
+
+class ChatCompletionsBackend:
+    """Chat over an OpenAI-compatible `/chat/completions`; subclasses choose the credentials per call."""
+
+    def __init__(self, url: str, client: httpx.AsyncClient | None = None, timeout: float = 300.0) -> None:
         self.base_url = url.rstrip("/")
         self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(300.0, connect=10.0),
+            timeout=httpx.Timeout(timeout, connect=10.0),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
-        self._headers = {"Authorization": f"Bearer {token}"}
 
-    async def _post(self, path: str, body: dict[str, Any], api: str) -> dict[str, Any]:
+    def headers(self, ctx: CsiContext) -> dict[str, str]:
+        """The headers of every call made for `ctx`; raises `CsiError` if credentials are missing."""
+        raise NotImplementedError
+
+    async def _post(self, path: str, body: dict[str, Any], api: str, ctx: CsiContext) -> dict[str, Any]:
+        headers = self.headers(ctx)
         try:
-            response = await self._client.post(f"{self.base_url}{path}", json=body, headers=self._headers)
+            response = await self._client.post(f"{self.base_url}{path}", json=body, headers=headers)
         except httpx.HTTPError as e:
             raise CsiError(f"Error while calling OpenAI {api} API: {type(e).__name__}: {e}") from e
         if response.status_code >= 400:
@@ -294,41 +304,55 @@ class OpenAIInference:
             raise CsiError(f"Error while calling OpenAI {api} API: unexpected response shape")
         return parsed
 
+    def _stream(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        return self._client.stream("POST", f"{self.base_url}{path}", json=body, headers=headers)
+
     async def chat(self, requests: Sequence[ChatRequest], ctx: CsiContext) -> list[ChatResponse]:
         async def one(request: ChatRequest) -> ChatResponse:
-            body = await self._post("/chat/completions", chat_body(request), "chat completion")
+            body = await self._post("/chat/completions", chat_body(request), "chat completion", ctx)
             return parse_chat_response(body)
 
         return await fan_out(requests, one)
 
-    async def complete(self, requests: Sequence[CompletionRequest], ctx: CsiContext) -> list[Completion]:
-        async def one(request: CompletionRequest) -> Completion:
-            body = await self._post("/completions", completion_body(request), "completion")
-            return parse_completion_response(body, request.params.logprobs)
-
-        return await fan_out(requests, one)
-
-    def _stream(self, path: str, body: dict[str, Any], api: str) -> Any:
-        streaming = {**body, "stream": True, "stream_options": {"include_usage": True}}
-        return self._client.stream("POST", f"{self.base_url}{path}", json=streaming, headers=self._headers)
-
     async def chat_stream(self, request: ChatRequest, ctx: CsiContext) -> UpstreamStream[ChatEvent]:
-        body = chat_body(request)  # validates roles before anything is sent
+        body = _stream_body(chat_body(request))  # validates roles before anything is sent
+        headers = self.headers(ctx)
         return UpstreamStream(
-            lambda: self._stream("/chat/completions", body, "chat completion"),
+            lambda: self._stream("/chat/completions", body, headers),
             chat_chunk_events,
             lambda response: _api_error(response, "chat completion"),
         )
 
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class OpenAIInference(ChatCompletionsBackend):
+    """Calls an OpenAI-compatible server with the configured API key (never the caller's token)."""
+
+    def __init__(self, url: str, token: str, client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(url, client)
+        self._auth = {"Authorization": f"Bearer {token}"}
+
+    def headers(self, ctx: CsiContext) -> dict[str, str]:
+        return self._auth
+
+    async def complete(self, requests: Sequence[CompletionRequest], ctx: CsiContext) -> list[Completion]:
+        async def one(request: CompletionRequest) -> Completion:
+            body = await self._post("/completions", completion_body(request), "completion", ctx)
+            return parse_completion_response(body, request.params.logprobs)
+
+        return await fan_out(requests, one)
+
     async def completion_stream(
         self, request: CompletionRequest, ctx: CsiContext
     ) -> UpstreamStream[CompletionEvent]:
-        body = completion_body(request)
+        body = _stream_body(completion_body(request))
         return UpstreamStream(
-            lambda: self._stream("/completions", body, "completion"),
+            lambda: self._stream("/completions", body, self._auth),
             completion_chunk_events,
             lambda response: _api_error(response, "completion"),
         )
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    async def explain(self, requests: Sequence[ExplanationRequest], ctx: CsiContext) -> list[list[TextScore]]:
+        raise CsiError(OPENAI_NOT_SUPPORTED)

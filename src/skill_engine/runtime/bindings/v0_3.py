@@ -12,6 +12,8 @@ from typing import Any
 from wasmtime.component import Linker, ResourceHost, ResourceType, Variant
 
 from skill_engine.csi import Csi
+from skill_engine.csi.chunking import Chunk, ChunkParams, ChunkRequest
+from skill_engine.csi.language import SelectLanguageRequest
 from skill_engine.csi.types import (
     ChatAppend,
     ChatBegin,
@@ -29,6 +31,7 @@ from skill_engine.csi.types import (
     Distribution,
     Document,
     DocumentPath,
+    ExplanationRequest,
     FinishReason,
     IndexPath,
     InvokeRequest,
@@ -42,6 +45,7 @@ from skill_engine.csi.types import (
     SearchResult,
     TextContent,
     TextCursor,
+    TextScore,
     TokenUsage,
     ToolArgument,
     ToolOutput,
@@ -53,7 +57,6 @@ from skill_engine.runtime.bindings import (
     current,
     current_or_none,
     field,
-    not_provided,
     record,
 )
 from skill_engine.streaming import MessageAppend, MessageBegin, MessageEnd, ToolBegin, ToolEnd, ToolError
@@ -147,6 +150,24 @@ def to_search_request(value: Any) -> SearchRequest:
 
 def to_document_path(value: Any) -> DocumentPath:
     return DocumentPath(field(value, "namespace"), field(value, "collection"), field(value, "name"))
+
+
+def to_chunk_request(value: Any, character_offsets: bool = False) -> ChunkRequest:
+    params = field(value, "params")
+    return ChunkRequest(
+        text=field(value, "text"),
+        params=ChunkParams(field(params, "model"), field(params, "max-tokens"), field(params, "overlap")),
+        character_offsets=character_offsets and field(value, "character-offsets"),
+    )
+
+
+def to_explanation_request(value: Any) -> ExplanationRequest:
+    return ExplanationRequest(
+        prompt=field(value, "prompt"),
+        target=field(value, "target"),
+        model=field(value, "model"),
+        granularity=field(value, "granularity"),
+    )
 
 
 # -- domain -> wasm ---------------------------------------------------------------------------------
@@ -246,6 +267,14 @@ def from_completion_event(event: CompletionEvent | None) -> Variant | None:
     return Variant("usage", from_usage(event.usage))
 
 
+def from_chunk(chunk: Chunk) -> Any:
+    return record(text=chunk.text, byte_offset=chunk.byte_offset, character_offset=chunk.character_offset)
+
+
+def from_text_score(score: TextScore) -> Any:
+    return record(start=score.start, length=score.length, score=score.score)
+
+
 def to_message_item(item: Any) -> MessageBegin | MessageAppend | MessageEnd:
     """`message-item` is untagged in wasmtime-py: a record, a string, or bytes/None."""
     if isinstance(item, str):
@@ -290,6 +319,28 @@ def register(linker: Linker, csi: Csi) -> None:
         domain = [to_completion_request(r, echo=True) for r in requests]
         completions = call_driver("complete-v2", csi.inference.complete(domain, invocation.ctx))
         return [from_completion(c) for c in completions]
+
+    def explain(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_explanation_request(r) for r in requests]
+        explanations = call_driver("explain", csi.inference.explain(domain, invocation.ctx))
+        return [[from_text_score(s) for s in scores] for scores in explanations]
+
+    def chunk(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_chunk_request(r) for r in requests]
+        return call_driver("chunk", csi.chunking.chunk(domain, invocation.ctx))
+
+    def chunk_with_offsets(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_chunk_request(r, character_offsets=True) for r in requests]
+        results = call_driver("chunk-with-offsets", csi.chunking.chunk_with_offsets(domain, invocation.ctx))
+        return [[from_chunk(c) for c in chunks] for chunks in results]
+
+    def select_language(_store: Any, requests: list[Any]) -> list[Any]:
+        current()
+        domain = [SelectLanguageRequest(field(r, "text"), list(field(r, "languages"))) for r in requests]
+        return call_driver("select-language", csi.language.select_language(domain))
 
     def chat_stream(_store: Any, init: Any) -> ResourceHost:
         invocation = current()
@@ -377,7 +428,7 @@ def register(linker: Linker, csi: Csi) -> None:
                     "chat": chat,
                     "complete": complete,
                     "complete-v2": complete_v2,
-                    "explain": not_provided("explain"),
+                    "explain": explain,
                     "[constructor]chat-stream": chat_stream,
                     "[method]chat-stream.next": chat_stream_next,
                     "[constructor]completion-stream": completion_stream,
@@ -388,8 +439,8 @@ def register(linker: Linker, csi: Csi) -> None:
             add_functions(
                 chunking,
                 {
-                    "chunk": not_provided("chunk"),
-                    "chunk-with-offsets": not_provided("chunk-with-offsets"),
+                    "chunk": chunk,
+                    "chunk-with-offsets": chunk_with_offsets,
                 },
             )
         with root.add_instance(_interface("document-index")) as document_index:
@@ -402,7 +453,7 @@ def register(linker: Linker, csi: Csi) -> None:
                 },
             )
         with root.add_instance(_interface("language")) as language:
-            add_functions(language, {"select-language": not_provided("select-language")})
+            add_functions(language, {"select-language": select_language})
         with root.add_instance(_interface("tool")) as tool:
             add_functions(
                 tool,
