@@ -26,6 +26,7 @@ from skill_engine.csi.documents.remote import RemoteDocuments
 from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
+from skill_engine.csi.mcp import McpServers, McpSettings
 from skill_engine.csi.tools import Tools
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
@@ -53,6 +54,18 @@ def make_documents(settings: Settings) -> Documents:
     return EmbeddedDocuments(directory)
 
 
+def make_tools(settings: Settings) -> Tools:
+    return Tools(
+        McpServers(
+            McpSettings(
+                refresh_interval=settings.mcp_refresh_interval,
+                call_timeout=settings.mcp_call_timeout,
+                connect_timeout=settings.mcp_connect_timeout,
+            )
+        )
+    )
+
+
 def cache_directory(settings: Settings) -> Path:
     if settings.wasmtime_cache_dir is not None:
         return settings.wasmtime_cache_dir
@@ -68,12 +81,13 @@ class Engine:
         tokenizers = inference if isinstance(inference, TokenizerSource) else None
         self.csi = Csi(
             inference=inference,
-            tools=Tools(),
+            tools=make_tools(settings),
             documents=make_documents(settings),
             chunking=Chunking(tokenizers),
         )
         for name, config in settings.effective_namespaces().items():
             self.csi.tools.set_native_tools(name, config.native_tools)
+            self.csi.tools.set_mcp_servers(name, config.mcp_servers, config.mcp_forward_token)
         self.runtime = WasmRuntime(
             self.csi,
             timeout=settings.skill_timeout,
@@ -88,17 +102,24 @@ class Engine:
             settings.effective_namespaces(), self.store, settings.namespace_update_interval
         )
         self._watching: asyncio.Task[None] | None = None
+        self._mcp_refreshing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.watcher.run_pass()  # the port opens only after the first pass
         self._watching = asyncio.create_task(self.watcher.run_forever())
+        # Skills see MCP tools from the first request on, unless a server is slower than the connect
+        # timeout: then its tools appear when its listing arrives.
+        mcp = self.csi.tools.mcp
+        await mcp.first_listing(wait=self.settings.mcp_connect_timeout)
+        self._mcp_refreshing = asyncio.create_task(mcp.run_forever())
 
     async def stop(self) -> None:
         self.runtime.stop_all("The engine is shutting down.")
-        if self._watching is not None:
-            self._watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watching
+        for task in (self._watching, self._mcp_refreshing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.csi.aclose()
 
 

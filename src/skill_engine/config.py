@@ -107,6 +107,8 @@ class NamespaceConfig(BaseModel):
     path: Path | None = None
     skills: list[Any] | None = None
     mcp_servers: list[str] = Field(default_factory=list)
+    # Which of `mcp_servers` receive the caller's bearer token (docs/mcp.md); none by default.
+    mcp_forward_token: list[str] = Field(default_factory=list)
     native_tools: list[str] = Field(default_factory=list)
 
 
@@ -169,6 +171,10 @@ class Settings(BaseSettings):
     skill_timeout: Duration = 600.0
     skill_memory_limit: ByteSize = ByteSize(512 * 1024 * 1024)
     max_concurrent_skills: int = Field(default=64, ge=1)
+    # MCP (docs/mcp.md): how often tool lists are refreshed, and the bounds of every MCP call and connect.
+    mcp_refresh_interval: Duration = 60.0
+    mcp_call_timeout: Duration = 60.0
+    mcp_connect_timeout: Duration = 10.0
     wasmtime_cache_dir: Path | None = None
     wasmtime_cache_size_limit: ByteSize = ByteSize(10 * 1024**3)
 

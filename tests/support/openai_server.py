@@ -3,6 +3,8 @@
 Behaviour is chosen by the model name: `slow-<s>` answers after s seconds, `fail-500` answers 500,
 `unknown-model` answers 404 with `model_not_found`, `gated` waits until the test opens `gate`, `endless`
 streams forever. Chat answers `echo: <last message content>`; streams send it word by word as real SSE.
+`tool-call` answers a user message with its content verbatim (so a test can script a tool call the SDK's
+`chat_stream(..., tools=...)` loop parses) and echoes anything else (e.g. the tool result).
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class OpenAIServer:
         if failure is not None:
             return failure
         content = f"echo: {body['messages'][-1]['content']}"
+        if model == "tool-call" and body["messages"][-1]["role"] == "user":
+            content = body["messages"][-1]["content"]
         if body.get("stream"):
             return self._sse(self._chat_chunks(model, content))
         return JSONResponse(

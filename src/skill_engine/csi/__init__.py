@@ -34,3 +34,4 @@ class Csi:
         await self.inference.aclose()
         await self.documents.aclose()
         self.language.close()
+        await self.tools.aclose()

@@ -1,16 +1,18 @@
-"""Tools a skill can list and invoke: PhariaEngine's native test tools; MCP servers come later.
+"""Tools a skill can list and invoke: PhariaEngine's native test tools and the namespace's MCP servers.
 
-Tool errors are results, not failures: they go back to the skill as strings (engine-spec §8).
+Tool errors are results, not failures: they go back to the skill as strings (engine-spec §8). A native
+tool wins over an MCP tool of the same name.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.inference import fan_out
+from skill_engine.csi.mcp import McpServers
 from skill_engine.csi.types import InvokeRequest, Tool, ToolOutput, ToolResult
 
 NATIVE_TOOL_NAMES = ("add", "subtract", "saboteur")
@@ -79,33 +81,51 @@ NATIVE_TOOLS: dict[str, NativeTool] = {
 class Tools:
     """Per-namespace toolbox. Unknown namespaces are an error only where the caller names one (HTTP)."""
 
-    def __init__(self) -> None:
+    def __init__(self, mcp: McpServers | None = None) -> None:
         self._native: dict[str, list[str]] = {TEST_BETA: list(NATIVE_TOOL_NAMES)}
+        self.mcp = mcp if mcp is not None else McpServers()
 
     def set_native_tools(self, namespace: str, names: Sequence[str]) -> None:
         if namespace != TEST_BETA:
             self._native[namespace] = [n for n in names if n in NATIVE_TOOLS]
 
+    def set_mcp_servers(self, namespace: str, urls: Sequence[str], forward_token: Iterable[str] = ()) -> None:
+        """The namespace's MCP servers (in priority order) and those that get the caller's bearer token."""
+        self.mcp.set_servers(namespace, urls, forward_token)
+
     def knows(self, namespace: str) -> bool:
-        return namespace in self._native
+        return namespace in self._native or self.mcp.knows(namespace)
 
     def list_tools(self, namespace: str) -> list[Tool]:
-        return sorted((NATIVE_TOOLS[n].tool for n in self._native.get(namespace, [])), key=lambda t: t.name)
+        tools = {name: tool for name, (_url, tool) in self.mcp.tools(namespace).items()}
+        tools.update((n, NATIVE_TOOLS[n].tool) for n in self._native.get(namespace, []))
+        return sorted(tools.values(), key=lambda t: t.name)
 
     def list_for_http(self, namespace: str) -> list[Tool]:
-        if namespace not in self._native:
+        if not self.knows(namespace):
             raise CsiError(
                 f'You tried to list the tools for a namespace that does not exist: Namespace("{namespace}")'
             )
         return self.list_tools(namespace)
 
-    async def invoke(self, namespace: str, requests: Sequence[InvokeRequest]) -> list[ToolResult]:
+    async def invoke(
+        self, namespace: str, requests: Sequence[InvokeRequest], token: str | None = None
+    ) -> list[ToolResult]:
+        """Runs the requests concurrently; results in request order, failures as error strings."""
+        mcp_tools = self.mcp.tools(namespace)
+
         async def one(request: InvokeRequest) -> ToolResult:
-            if request.name not in self._native.get(namespace, []):
+            if request.name in self._native.get(namespace, []):
+                try:
+                    return ToolOutput([NATIVE_TOOLS[request.name].run(request)])
+                except ToolFailure as e:
+                    return str(e)
+            found = mcp_tools.get(request.name)
+            if found is None:
                 return f"Tool {request.name} not found on any server."
-            try:
-                return ToolOutput([NATIVE_TOOLS[request.name].run(request)])
-            except ToolFailure as e:
-                return str(e)
+            return await self.mcp.invoke(namespace, found[0], request, token)
 
         return await fan_out(requests, one)
+
+    async def aclose(self) -> None:
+        await self.mcp.aclose()

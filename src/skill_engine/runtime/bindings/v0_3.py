@@ -370,7 +370,8 @@ def register(linker: Linker, csi: Csi) -> None:
         domain = [to_invoke_request(r) for r in requests]
         for request in domain:
             invocation.emit(ToolBegin(request.name))
-        results = call_driver("invoke-tool", csi.tools.invoke(invocation.ctx.namespace, domain))
+        ctx = invocation.ctx
+        results = call_driver("invoke-tool", csi.tools.invoke(ctx.namespace, domain, ctx.token))
         for request, result in zip(domain, results, strict=True):
             invocation.emit(
                 ToolEnd(request.name) if isinstance(result, ToolOutput) else ToolError(request.name, result)

@@ -1,0 +1,151 @@
+"""Real MCP servers for the tests, built with the `mcp` package's `MCPServer` (mcp 2's FastMCP).
+
+`python -m tests.support.mcp_servers --transport streamable|sse [--json-response] --port N --label L` serves:
+- `add(a, b)` "Add two numbers" (sends an info log notification before answering, like PhariaEngine's
+  fixture, so Streamable HTTP answers carry a notification before the result);
+- `saboteur()` "I have ran out of cheese." (raises `Out of cheese.`: an `isError` result);
+- `sleep(seconds)` answers `slept <seconds>` after sleeping;
+- `subtract(a, b)` "Subtract on the MCP server", answering `mcp:<a-b>` (clashes with the native tool);
+- `whoami()` answers the `Authorization` header the server received (or `anonymous`);
+- `<label>_only()` answers the label (tells servers apart).
+
+`McpServerProcess` runs one as a child process on a fixed loopback port so that a test can restart it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+
+from tests.support.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_server(label: str) -> MCPServer:
+    server = MCPServer(name=f"test-{label}", log_level="WARNING")
+
+    @server.tool(description="Add two numbers")
+    async def add(a: int, b: int, ctx: Context) -> int:
+        await ctx.info(f"adding {a} and {b}")
+        return a + b
+
+    @server.tool(description="I have ran out of cheese.")
+    def saboteur() -> str:
+        raise ToolError("Out of cheese.")
+
+    @server.tool(description="Sleeps, then answers")
+    async def sleep(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return f"slept {seconds}"
+
+    @server.tool(description="Subtract on the MCP server")
+    def subtract(a: int, b: int) -> str:
+        return f"mcp:{a - b}"
+
+    @server.tool(description="Who the server thinks is calling")
+    def whoami(ctx: Context) -> str:
+        headers = ctx.headers or {}
+        return headers.get("authorization", "anonymous")
+
+    def only() -> str:
+        return label
+
+    server.add_tool(only, name=f"{label}_only", description=f"Only on {label}")
+    return server
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--transport", choices=["streamable", "sse"], required=True)
+    parser.add_argument("--json-response", action="store_true")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--label", default="server")
+    args = parser.parse_args()
+    server = build_server(args.label)
+    if args.transport == "sse":
+        asyncio.run(server.run_sse_async(host="127.0.0.1", port=args.port))
+    else:
+        asyncio.run(
+            server.run_streamable_http_async(
+                host="127.0.0.1", port=args.port, json_response=args.json_response
+            )
+        )
+
+
+class McpServerProcess:
+    """One test MCP server in a child process; `restart()` keeps its port (and URL)."""
+
+    def __init__(self, transport: str, label: str, json_response: bool = False) -> None:
+        self.transport = transport
+        self.label = label
+        self.json_response = json_response
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        path = "/sse" if self.transport == "sse" else "/mcp"
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def start(self, timeout: float = 20) -> McpServerProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "tests.support.mcp_servers",
+            "--transport",
+            self.transport,
+            "--port",
+            str(self.port),
+            "--label",
+            self.label,
+        ]
+        if self.json_response:
+            command.append("--json-response")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"MCP server {self.label} exited with {self.process.returncode}")
+            try:
+                # Any HTTP answer means the port is served (GET on /mcp without a session is a 4xx).
+                httpx.head(f"http://127.0.0.1:{self.port}/", timeout=0.5)
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"MCP server {self.label} did not start")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """Stops the server abruptly (open streams break instead of closing cleanly)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+
+if __name__ == "__main__":
+    main()
