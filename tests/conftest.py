@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.aleph_alpha_server import AlephAlphaServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
@@ -41,3 +42,15 @@ def openai() -> Iterator[tuple[OpenAIServer, str]]:
 @pytest.fixture(scope="session")
 def docs_rag_wasm() -> Path:
     return build_skill("docs_rag")
+
+
+@pytest.fixture(scope="module")
+def aleph_alpha() -> Iterator[AlephAlphaServer]:
+    """A loopback Aleph Alpha inference API per test module (each module asserts on its own requests)."""
+    backend = AlephAlphaServer()
+    server = ThreadedServer(backend.app).start()
+    backend.url = server.url
+    try:
+        yield backend
+    finally:
+        server.stop()

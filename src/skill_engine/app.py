@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from skill_engine.api.csi_http import CsiRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.config import Settings
@@ -152,6 +153,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/skills/{namespace}/{name}/message-stream", routes.message_stream, methods=["POST"]),
             Route("/v1/tools/{namespace}", routes.list_tools, methods=["GET"]),
             *documents.routes(),
+            *CsiRoutes(engine.csi).routes(),
         ],
         exception_handlers={404: _empty, 405: _empty},
         lifespan=lifespan,

@@ -12,7 +12,6 @@ import pytest
 
 from tests.support.aleph_alpha_server import TOKENIZER_MODEL, AlephAlphaServer
 from tests.support.engine import engine_with_skills
-from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
 
 USER_TOKEN = "user-token"
@@ -21,17 +20,6 @@ RUNTIME_PREFIX = (
     "misconfigured. You should try again later, if the situation persists you may want to contact the "
     "operators. Original error:\n\n"
 )
-
-
-@pytest.fixture(scope="module")
-def aleph_alpha() -> Iterator[AlephAlphaServer]:
-    backend = AlephAlphaServer()
-    server = ThreadedServer(backend.app).start()
-    backend.url = server.url
-    try:
-        yield backend
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -61,9 +61,7 @@ class OpenAIServer:
         failure = self._failure(model)
         if failure is not None:
             return failure
-        content = f"echo: {body['messages'][-1]['content']}"
-        if model == "tool-call" and body["messages"][-1]["role"] == "user":
-            content = body["messages"][-1]["content"]
+        content = self.reply(body)
         if body.get("stream"):
             return self._sse(self._chat_chunks(model, content))
         return JSONResponse(
@@ -82,6 +80,13 @@ class OpenAIServer:
                 "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
             }
         )
+
+    def reply(self, body: dict[str, Any]) -> str:
+        """The assistant's answer to a chat request."""
+        last = body["messages"][-1]
+        if body["model"] == "tool-call" and last["role"] == "user":
+            return str(last["content"])
+        return f"echo: {last['content']}"
 
     def _sse(self, chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
         async def body() -> AsyncIterator[bytes]:
