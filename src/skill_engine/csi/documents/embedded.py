@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from semantic_text_splitter import TextSplitter
 
@@ -419,6 +419,3 @@ class EmbeddedDocuments:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, close)
         self._executor.shutdown(wait=False)
-
-    def describe(self) -> dict[str, Any]:
-        return {"directory": str(self.directory)}
