@@ -11,6 +11,7 @@ from pathlib import Path
 import platformdirs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,6 +34,8 @@ from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
+from skill_engine.telemetry import Telemetry
+from skill_engine.telemetry.middleware import TelemetryMiddleware
 
 log = logging.getLogger("skill_engine")
 
@@ -78,6 +81,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.telemetry = Telemetry.from_settings(settings)
         inference = make_inference(settings)
         tokenizers = inference if isinstance(inference, TokenizerSource) else None
         self.csi = Csi(
@@ -98,7 +102,14 @@ class Engine:
         self.compiler = Compiler(
             ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
         )
-        self.store = SkillStore(self.runtime, self.compiler)
+        self.compiler.on_compiled = self.telemetry.metrics.compiled
+        self.store = SkillStore(self.runtime, self.compiler, self.telemetry)
+        in_flight = self.runtime.in_flight
+        self.telemetry.metrics.observe_gauges(
+            cache_items=lambda: len(self.store.cache.paths()),
+            in_flight=lambda: len(in_flight),
+            queued=lambda: sum(1 for invocation in list(in_flight) if not invocation.started),
+        )
         self.watcher = NamespaceWatcher(
             settings.effective_namespaces(), self.store, settings.namespace_update_interval
         )
@@ -106,6 +117,7 @@ class Engine:
         self._mcp_refreshing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self.telemetry.metrics.serve(self.settings.metrics_address)
         await self.watcher.run_pass()  # the port opens only after the first pass
         self._watching = asyncio.create_task(self.watcher.run_forever())
         # Skills see MCP tools from the first request on, unless a server is slower than the connect
@@ -122,6 +134,7 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.csi.aclose()
+        self.telemetry.shutdown()
 
 
 async def _empty(request: Request, exc: Exception) -> Response:
@@ -132,7 +145,7 @@ async def _empty(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings) -> Starlette:
     engine = Engine(settings)
-    routes = SkillRoutes(engine.store, engine.runtime, engine.csi)
+    routes = SkillRoutes(engine.store, engine.runtime, engine.csi, engine.telemetry)
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
 
@@ -156,6 +169,7 @@ def create_app(settings: Settings) -> Starlette:
             *CsiRoutes(engine.csi).routes(),
         ],
         exception_handlers={404: _empty, 405: _empty},
+        middleware=[Middleware(TelemetryMiddleware, telemetry=engine.telemetry)],
         lifespan=lifespan,
     )
     app.state.engine = engine

@@ -9,24 +9,7 @@ import sys
 import uvicorn
 
 from skill_engine.config import ConfigError, load_settings
-
-_LEVELS = {
-    "trace": "DEBUG",
-    "debug": "DEBUG",
-    "info": "INFO",
-    "warn": "WARNING",
-    "warning": "WARNING",
-    "error": "ERROR",
-    "off": "CRITICAL",
-}
-
-
-def _level(log_level: str) -> str:
-    # PhariaEngine takes an EnvFilter directive (`info,foo=debug`); the first plain level counts here.
-    for part in log_level.split(","):
-        if "=" not in part and part.strip().lower() in _LEVELS:
-            return _LEVELS[part.strip().lower()]
-    return "INFO"
+from skill_engine.telemetry.logs import configure_logging
 
 
 def serve() -> int:
@@ -35,19 +18,23 @@ def serve() -> int:
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
-    level = _level(settings.log_level)
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S%z",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     from skill_engine.app import create_app
 
     app = create_app(settings)
     host, port = settings.host_port
     log = logging.getLogger("skill_engine")
     log.info("Listening on: %s", settings.kernel_address)
-    uvicorn.run(app, host=host, port=port, log_level=level.lower(), timeout_graceful_shutdown=30)
+    # Our middleware writes one line per request (with its duration): no uvicorn access log, no own config.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=logging.getLogger().level,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
     return 0
 
 

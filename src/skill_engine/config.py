@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     namespaces: dict[str, NamespaceConfig] = Field(default_factory=dict)
     namespace_update_interval: Duration = 10.0
     log_level: str = "info"
+    log_format: str = "text"
+    otel_endpoint: str | None = None
+    otel_sampling_ratio: float = 0.1
+    otel_gen_ai_content_capture: bool = False
     skill_timeout: Duration = 600.0
     skill_memory_limit: ByteSize = ByteSize(512 * 1024 * 1024)
     max_concurrent_skills: int = Field(default=64, ge=1)
@@ -196,10 +200,26 @@ class Settings(BaseSettings):
             _Normalized(settings_cls, TomlConfigSettingsSource(settings_cls, toml_file=CONFIG_FILE)),
         )
 
-    @field_validator("inference_url", "document_index_url", "authorization_url", mode="before")
+    @field_validator(
+        "inference_url", "document_index_url", "authorization_url", "otel_endpoint", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("otel_sampling_ratio")
+    @classmethod
+    def _ratio(cls, value: float) -> float:
+        from skill_engine.telemetry.tracing import validate_sampling_ratio
+
+        return validate_sampling_ratio(value)
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in ("text", "json"):
+            raise ValueError("must be `text` or `json`")
+        return value.lower()
 
     @field_validator("skill_memory_limit")
     @classmethod

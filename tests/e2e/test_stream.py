@@ -303,11 +303,20 @@ def test_a_slow_client_slows_the_skill_instead_of_growing_memory(engine: EngineP
     assert all(event == ("message", {"type": "append", "text": "x" * 65536}) for event in events[1:-1])
 
 
+def in_flight(engine: EngineProcess) -> float:
+    """`kernel_skill_invocations_in_flight` from the engine's metrics listener."""
+    for line in httpx.get(engine.metrics_url, timeout=10).text.splitlines():
+        if line.startswith("kernel_skill_invocations_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no in-flight gauge")
+
+
 def test_client_disconnect_cancels_the_skill_and_closes_the_upstream_stream(
     engine: EngineProcess, openai: tuple[OpenAIServer, str]
 ) -> None:
     backend, _ = openai
     closed_before = backend.closed_streams
+    running = 0.0
     with (
         httpx.Client(base_url=engine.url, timeout=60) as client,
         client.stream(
@@ -320,7 +329,9 @@ def test_client_disconnect_cancels_the_skill_and_closes_the_upstream_stream(
         for chunk in response.iter_raw():
             seen += chunk
             if seen.count(b"append") >= 3:
+                running = in_flight(engine)
                 break  # leaving the block closes the connection mid-stream
+    assert running == 1
     deadline = time.monotonic() + 15
     while backend.closed_streams == closed_before and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -329,6 +340,11 @@ def test_client_disconnect_cancels_the_skill_and_closes_the_upstream_stream(
     while "message stream of my-team/streamer cancelled" not in engine.logs() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "message stream of my-team/streamer cancelled" in engine.logs()
+    # The abandoned invocation ends: the in-flight gauge an autoscaler reads goes back to zero.
+    deadline = time.monotonic() + 15
+    while in_flight(engine) != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert in_flight(engine) == 0
 
 
 def test_client_disconnect_cancels_a_run(engine: EngineProcess, openai: tuple[OpenAIServer, str]) -> None:

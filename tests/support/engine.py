@@ -19,10 +19,12 @@ class EngineProcess:
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
         self.workdir = workdir
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log_path = workdir / "engine.log"
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("NAMESPACES__", "OPENAI_"))},
             "KERNEL_ADDRESS": f"127.0.0.1:{self.port}",
+            "METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
             "NAMESPACE_UPDATE_INTERVAL": "300ms",
             **env,
         }
@@ -31,6 +33,10 @@ class EngineProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
     def start(self, timeout: float = 30) -> EngineProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +98,7 @@ def run_engine_once(
     """Runs `serve` expecting it to exit by itself (e.g. on invalid configuration)."""
     workdir.mkdir(parents=True, exist_ok=True)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("NAMESPACES__", "OPENAI_"))}
+    full_env["METRICS_ADDRESS"] = f"127.0.0.1:{free_port()}"
     full_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "skill_engine", "serve"],

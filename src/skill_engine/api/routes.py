@@ -27,6 +27,8 @@ from skill_engine.runtime.runner import SkillKind, WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill
 from skill_engine.skills.store import SkillStore
 from skill_engine.streaming import MessageStream, StreamItem, error_event
+from skill_engine.telemetry import Telemetry
+from skill_engine.telemetry.executions import Execution
 
 log = logging.getLogger("skill_engine.api")
 T = TypeVar("T")
@@ -79,10 +81,13 @@ def handles_errors(handler: Handler) -> Handler:
 
 
 class SkillRoutes:
-    def __init__(self, store: SkillStore, runtime: WasmRuntime, csi: Csi) -> None:
+    def __init__(
+        self, store: SkillStore, runtime: WasmRuntime, csi: Csi, telemetry: Telemetry | None = None
+    ) -> None:
         self.store = store
         self.runtime = runtime
         self.csi = csi
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
 
     async def health(self, request: Request) -> Response:
         return text("ok")
@@ -99,19 +104,20 @@ class SkillRoutes:
         token = bearer_token(request)
         input = await json_body(request)
         skill = await self.store.fetch(namespace, name)
-        if isinstance(skill, BuiltinSkill):
-            raise skill.run_error()
-        if skill.kind is SkillKind.MESSAGE_STREAM:
-            raise IsMessageStream()
-        output = await until_disconnect(
-            request, self.runtime.run(skill, input, CsiContext(namespace, name, token))
-        )
-        try:
-            value = json.loads(output)
-        except json.JSONDecodeError as e:
-            raise InvalidOutput(serde_style(e)) from None
-        except UnicodeDecodeError as e:
-            raise InvalidOutput(str(e)) from None
+        with self.telemetry.execution(namespace, name).record():
+            if isinstance(skill, BuiltinSkill):
+                raise skill.run_error()
+            if skill.kind is SkillKind.MESSAGE_STREAM:
+                raise IsMessageStream()
+            output = await until_disconnect(
+                request, self.runtime.run(skill, input, CsiContext(namespace, name, token))
+            )
+            try:
+                value = json.loads(output)
+            except json.JSONDecodeError as e:
+                raise InvalidOutput(serde_style(e)) from None
+            except UnicodeDecodeError as e:
+                raise InvalidOutput(str(e)) from None
         return json_response(value)
 
     @handles_errors
@@ -134,21 +140,30 @@ class SkillRoutes:
         input = await json_body(request)
         ctx = CsiContext(namespace, name, token)
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_BUFFER)
+        # Set once the skill is fetched; its outcome is counted when the stream ends (render errors too).
+        execution: Execution | None = None
 
         async def produce() -> None:
+            nonlocal execution
             try:
                 skill = await self.store.fetch(namespace, name)
-                if isinstance(skill, BuiltinSkill):
-                    await skill.stream(self.csi, ctx, queue.put)
-                elif skill.kind is SkillKind.FUNCTION:
-                    raise IsFunction()
-                else:
-                    await self.runtime.run_stream(skill, input, ctx, queue)
+                execution = self.telemetry.execution(namespace, name)
+                with execution.span():
+                    if isinstance(skill, BuiltinSkill):
+                        await skill.stream(self.csi, ctx, queue.put)
+                    elif skill.kind is SkillKind.FUNCTION:
+                        raise IsFunction()
+                    else:
+                        await self.runtime.run_stream(skill, input, ctx, queue)
                 await queue.put(_End())
             except ExecutionError as e:
+                if execution is not None:
+                    execution.error = e
                 await queue.put(_End(e.message))
             except Exception as e:  # a bug of ours must still end the stream with an error event
                 log.exception("message stream of %s/%s failed", namespace, name)
+                if execution is not None:
+                    execution.error = e
                 await queue.put(_End(f"Internal error: {type(e).__name__}"))
 
         async def events() -> AsyncIterator[bytes]:
@@ -158,14 +173,19 @@ class SkillRoutes:
                 while True:
                     item: StreamItem | _End = await queue.get()
                     if isinstance(item, _End):
+                        if execution is not None:
+                            execution.finish(execution.error)
                         if item.error is not None:
                             yield error_event(item.error)
                         return
                     try:
-                        yield stream.render(item)
+                        rendered = stream.render(item)
                     except ExecutionError as e:
+                        if execution is not None:
+                            execution.finish(e)
                         yield error_event(e.message)
                         return
+                    yield rendered
             finally:
                 # Client gone or stream ended early: stop the skill and close its upstream streams.
                 if not producer.done():

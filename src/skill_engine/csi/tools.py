@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import fan_out
 from skill_engine.csi.mcp import McpServers
 from skill_engine.csi.types import InvokeRequest, Tool, ToolOutput, ToolResult
+from skill_engine.telemetry import genai
 
 NATIVE_TOOL_NAMES = ("add", "subtract", "saboteur")
 TEST_BETA = "test-beta"
@@ -125,7 +125,7 @@ class Tools:
                 return f"Tool {request.name} not found on any server."
             return await self.mcp.invoke(namespace, found[0], request, token)
 
-        return await fan_out(requests, one)
+        return await genai.tools(requests, one)
 
     async def aclose(self) -> None:
         await self.mcp.aclose()

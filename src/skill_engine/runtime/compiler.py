@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from skill_engine.errors import SkillLoadError
@@ -72,6 +73,8 @@ class Compiler:
         self._one_at_a_time = asyncio.Lock()
         self._inflight: dict[str, asyncio.Future[Path]] = {}
         self.compilations = 0
+        self.on_compiled: Callable[[str, float], None] | None = None
+        """Called with (skill label, seconds) after each real compilation (metrics)."""
 
     async def compiled(self, wasm: bytes, label: str) -> Path:
         digest = hashlib.sha256(wasm).hexdigest()
@@ -126,6 +129,8 @@ class Compiler:
                 raise SkillLoadError(message)
             self.compilations += 1
             log.info("compiled %s in %.1f s", label, elapsed)
+            if self.on_compiled is not None:
+                self.on_compiled(label, elapsed)
             self.cache.evict_to_limit()
             return destination
 

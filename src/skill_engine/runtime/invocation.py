@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.inference import CsiContext
+from skill_engine.telemetry.tracing import current_trace_id
 
 T = TypeVar("T")
 
@@ -44,6 +45,10 @@ class Invocation:
         self.loop = loop
         self.csi_allowed = csi_allowed
         self.ctx = ctx
+        self.started = False
+        """Set when a worker thread picks the invocation up (until then it waits in the queue)."""
+        # Guest output is captured on wasmtime's I/O threads, outside the request's context.
+        self._log_fields = {"namespace": ctx.namespace, "skill": ctx.skill, "trace_id": current_trace_id()}
         self.deadline = time.monotonic() + timeout
         self.stop_reason: str | None = None
         self.csi_error: CsiError | None = None
@@ -158,15 +163,15 @@ class Invocation:
                     "skill %s: %s",
                     stream,
                     line.decode("utf-8", "replace"),
-                    extra={"skill": f"{self.ctx.namespace}/{self.ctx.skill}"},
+                    extra={**self._log_fields, "stream": stream},
                 )
             self._log_buffers[stream] = bytearray(rest)
 
     def flush_logs(self) -> None:
-        skill = f"{self.ctx.namespace}/{self.ctx.skill}"
         for stream, buffer in self._log_buffers.items():
             if buffer:
-                log.info("skill %s: %s", stream, buffer.decode("utf-8", "replace"), extra={"skill": skill})
+                text = buffer.decode("utf-8", "replace")
+                log.info("skill %s: %s", stream, text, extra={**self._log_fields, "stream": stream})
                 buffer.clear()
         if self._log_truncated:
-            log.warning("skill output truncated after %d bytes", self._log_limit, extra={"skill": skill})
+            log.warning("skill output truncated after %d bytes", self._log_limit, extra=self._log_fields)

@@ -9,6 +9,7 @@ cannot be interrupted there, so the awaiting side answers at the deadline while 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import re
@@ -198,7 +199,9 @@ class WasmRuntime:
         invocation = Invocation(loop, ctx, self.timeout, csi_allowed=csi_allowed)
         invocation.stream = stream
         self.in_flight.add(invocation)
-        future = loop.run_in_executor(self._executor, self._guarded, invocation, call)
+        # The worker thread runs in a copy of this context: the request's span and telemetry reach host calls.
+        run_in_context = contextvars.copy_context().run
+        future = loop.run_in_executor(self._executor, run_in_context, self._guarded, invocation, call)
         future.add_done_callback(lambda _: self.in_flight.discard(invocation))
         # If we stop waiting (deadline, cancellation) the thread still finishes; retrieve its outcome.
         future.add_done_callback(_consume_outcome)
@@ -216,6 +219,7 @@ class WasmRuntime:
 
     def _guarded(self, invocation: Invocation, call: Callable[[Invocation], Any]) -> Any:
         """Runs on a worker thread: every failure becomes an ExecutionError for this invocation only."""
+        invocation.started = True
         try:
             return call(invocation)
         except ExecutionError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from skill_engine.errors import MisconfiguredNamespace, SkillLoadError, SkillNotFound
@@ -15,6 +16,7 @@ from skill_engine.runtime.runner import LoadedSkill, WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill, builtin
 from skill_engine.skills.cache import CachedSkill, ComponentCache
 from skill_engine.skills.registry import Registry
+from skill_engine.telemetry import Telemetry
 
 log = logging.getLogger("skill_engine.store")
 
@@ -33,7 +35,8 @@ class SkillDescription:
 
 
 class SkillStore:
-    def __init__(self, runtime: WasmRuntime, compiler: Compiler) -> None:
+    def __init__(self, runtime: WasmRuntime, compiler: Compiler, telemetry: Telemetry | None = None) -> None:
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
         self.runtime = runtime
         self.compiler = compiler
         self.cache = ComponentCache()
@@ -71,6 +74,14 @@ class SkillStore:
     # -- resolving ----------------------------------------------------------------------------------
 
     async def fetch(self, namespace: str, name: str) -> LoadedSkill | BuiltinSkill:
+        started = time.perf_counter()
+        try:
+            return await self._fetch(namespace, name)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.telemetry.metrics.fetch_duration.labels(namespace, name).observe(elapsed)
+
+    async def _fetch(self, namespace: str, name: str) -> LoadedSkill | BuiltinSkill:
         path = f"{namespace}/{name}"
         cached = self.cache.get(path)
         if cached is not None:
@@ -92,16 +103,20 @@ class SkillStore:
 
     async def _load(self, description: SkillDescription) -> LoadedSkill:
         registry, name, tag = description.registry, description.name, description.tag
-        wasm = await asyncio.to_thread(registry.load, name, tag)
-        if wasm is None:
-            raise SkillLoadError(f"Skill {description.path}:{tag} not found in registry.")
-        artifact = await self.compiler.compiled(wasm, description.path)
-        try:
-            skill = await asyncio.to_thread(self.runtime.load, str(artifact))
-        except SkillLoadError:
-            raise
-        except Exception as e:
-            raise SkillLoadError(f"Failed to pre-instantiate the component: {e}") from e
+        span = self.telemetry.span
+        with span("load_skill", {"skill": description.path, "tag": tag}):
+            with span("download", {"skill": description.path, "tag": tag}):
+                wasm = await asyncio.to_thread(registry.load, name, tag)
+            if wasm is None:
+                raise SkillLoadError(f"Skill {description.path}:{tag} not found in registry.")
+            with span("compile", {"skill": description.path, "size": len(wasm)}):
+                artifact = await self.compiler.compiled(wasm, description.path)
+                try:
+                    skill = await asyncio.to_thread(self.runtime.load, str(artifact))
+                except SkillLoadError:
+                    raise
+                except Exception as e:
+                    raise SkillLoadError(f"Failed to pre-instantiate the component: {e}") from e
         # Only cache if the description did not change while we were loading.
         if self._known.get(description.namespace, {}).get(name) == description:
             self.cache.put(description.path, CachedSkill(skill, description.digest))

@@ -32,6 +32,7 @@ from skill_engine.csi.types import (
     TextContent,
     TextCursor,
 )
+from skill_engine.telemetry.tracing import outbound_headers
 
 log = logging.getLogger("skill_engine.csi.documents")
 
@@ -151,7 +152,8 @@ class RemoteDocuments:
         await self.client.aclose()
 
     async def _send(self, method: str, url: str, token: str, body: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}"}
+        # The Document Index continues the trace (engine-spec §6.1).
+        headers = dict(outbound_headers({"Authorization": f"Bearer {token}"}))
         for attempt in range(self.retries + 1):
             last = attempt == self.retries
             try:

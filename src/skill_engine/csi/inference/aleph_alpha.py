@@ -18,7 +18,7 @@ import httpx
 from tokenizers import Tokenizer
 
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext, fan_out
+from skill_engine.csi.inference import CsiContext, EventStream
 from skill_engine.csi.inference.openai import MODEL_NOT_FOUND, UNAUTHORIZED, ChatCompletionsBackend
 from skill_engine.csi.inference.streams import UpstreamStream
 from skill_engine.csi.types import (
@@ -36,6 +36,8 @@ from skill_engine.csi.types import (
     TokenUsage,
     Usage,
 )
+from skill_engine.telemetry import genai
+from skill_engine.telemetry.tracing import outbound_headers
 
 log = logging.getLogger("skill_engine.csi")
 
@@ -192,6 +194,8 @@ def _retryable(response: httpx.Response) -> bool:
 
 
 class AlephAlphaInference(ChatCompletionsBackend):
+    provider = "aleph_alpha"
+
     def __init__(
         self, url: str, client: httpx.AsyncClient | None = None, retry_delay: float = RETRY_DELAY
     ) -> None:
@@ -203,7 +207,8 @@ class AlephAlphaInference(ChatCompletionsBackend):
     def headers(self, ctx: CsiContext) -> dict[str, str]:
         if ctx.token is None:
             raise CsiError(TOKEN_REQUIRED)
-        return {"Authorization": f"Bearer {ctx.token}"}
+        # W3C trace context goes along to every Aleph Alpha call (engine-spec §4.4, §6.1).
+        return dict(outbound_headers({"Authorization": f"Bearer {ctx.token}"}))
 
     async def _native(self, path: str, body: dict[str, Any], ctx: CsiContext) -> dict[str, Any]:
         """POSTs to the native API, retrying busy/unavailable answers with exponential backoff."""
@@ -231,22 +236,23 @@ class AlephAlphaInference(ChatCompletionsBackend):
         async def one(request: CompletionRequest) -> Completion:
             return parse_completion(await self._native("/complete", completion_body(request), ctx), request)
 
-        return await fan_out(requests, one)
+        return await genai.complete(requests, one, self.provider)
 
     async def completion_stream(
         self, request: CompletionRequest, ctx: CsiContext
-    ) -> UpstreamStream[CompletionEvent]:
+    ) -> EventStream[CompletionEvent]:
         body = completion_body(request, stream=True)
         headers = self.headers(ctx)
-        return UpstreamStream(
+        stream = UpstreamStream(
             lambda: self._stream("/complete", body, headers), stream_events(request), api_error
         )
+        return genai.traced_stream("text_completion", request, stream, self.provider)
 
     async def explain(self, requests: Sequence[ExplanationRequest], ctx: CsiContext) -> list[list[TextScore]]:
         async def one(request: ExplanationRequest) -> list[TextScore]:
             return parse_explanation(await self._native("/explain", explain_body(request), ctx))
 
-        return await fan_out(requests, one)
+        return await genai.explain(requests, one, self.provider)
 
     # -- tokenizers (chunking) --------------------------------------------------------------------------
 
@@ -268,7 +274,8 @@ class AlephAlphaInference(ChatCompletionsBackend):
     async def _fetch_tokenizer(self, model: str, token: str) -> Tokenizer | None:
         url = f"{self.base_url}/models/{model}/tokenizer"
         try:
-            response = await self._client.get(url, headers={"Authorization": f"Bearer {token}"})
+            headers = outbound_headers({"Authorization": f"Bearer {token}"})
+            response = await self._client.get(url, headers=dict(headers))
             if response.status_code != 200:
                 log.info("Error fetching tokenizer for %s: status %d", model, response.status_code)
                 return None

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from skill_engine.csi.errors import OPENAI_NOT_SUPPORTED, CsiError
-from skill_engine.csi.inference import CsiContext, fan_out
+from skill_engine.csi.inference import CsiContext, EventStream
 from skill_engine.csi.inference.streams import UpstreamStream
 from skill_engine.csi.types import (
     ChatAppend,
@@ -39,6 +39,7 @@ from skill_engine.csi.types import (
     TokenUsage,
     Usage,
 )
+from skill_engine.telemetry import genai
 
 UNAUTHORIZED = "Unauthorized"
 MODEL_NOT_FOUND = (
@@ -277,6 +278,9 @@ def _stream_body(body: dict[str, Any]) -> dict[str, Any]:
 class ChatCompletionsBackend:
     """Chat over an OpenAI-compatible `/chat/completions`; subclasses choose the credentials per call."""
 
+    provider = "openai"
+    """`gen_ai.provider.name` of this backend's spans."""
+
     def __init__(self, url: str, client: httpx.AsyncClient | None = None, timeout: float = 300.0) -> None:
         self.base_url = url.rstrip("/")
         self._client = client or httpx.AsyncClient(
@@ -312,16 +316,17 @@ class ChatCompletionsBackend:
             body = await self._post("/chat/completions", chat_body(request), "chat completion", ctx)
             return parse_chat_response(body)
 
-        return await fan_out(requests, one)
+        return await genai.chat(requests, one, self.provider)
 
-    async def chat_stream(self, request: ChatRequest, ctx: CsiContext) -> UpstreamStream[ChatEvent]:
+    async def chat_stream(self, request: ChatRequest, ctx: CsiContext) -> EventStream[ChatEvent]:
         body = _stream_body(chat_body(request))  # validates roles before anything is sent
         headers = self.headers(ctx)
-        return UpstreamStream(
+        stream = UpstreamStream(
             lambda: self._stream("/chat/completions", body, headers),
             chat_chunk_events,
             lambda response: _api_error(response, "chat completion"),
         )
+        return genai.traced_stream("chat", request, stream, self.provider)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -342,17 +347,18 @@ class OpenAIInference(ChatCompletionsBackend):
             body = await self._post("/completions", completion_body(request), "completion", ctx)
             return parse_completion_response(body, request.params.logprobs)
 
-        return await fan_out(requests, one)
+        return await genai.complete(requests, one, self.provider)
 
     async def completion_stream(
         self, request: CompletionRequest, ctx: CsiContext
-    ) -> UpstreamStream[CompletionEvent]:
+    ) -> EventStream[CompletionEvent]:
         body = _stream_body(completion_body(request))
-        return UpstreamStream(
+        stream = UpstreamStream(
             lambda: self._stream("/completions", body, self._auth),
             completion_chunk_events,
             lambda response: _api_error(response, "completion"),
         )
+        return genai.traced_stream("text_completion", request, stream, self.provider)
 
     async def explain(self, requests: Sequence[ExplanationRequest], ctx: CsiContext) -> list[list[TextScore]]:
         raise CsiError(OPENAI_NOT_SUPPORTED)

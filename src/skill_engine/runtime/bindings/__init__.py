@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from wasmtime.component import LinkerInstance, Record
 
+from skill_engine import telemetry
 from skill_engine.csi.errors import CsiError, NotImplementedCsiError
 from skill_engine.runtime.invocation import Invocation
 
@@ -47,13 +48,24 @@ def current() -> Invocation:
     return invocation
 
 
-def call_driver(function: str, coro: Coroutine[Any, Any, T]) -> T:
-    """Runs a driver coroutine for the current invocation; failures end the invocation."""
+def count_csi(function: str, requests: int = 1) -> None:
+    """`kernel_csi_requests_total{function}`: a batch counts as its size."""
+    telemetry.current().metrics.csi_request(function, requests)
+
+
+def call_driver(function: str, coro: Coroutine[Any, Any, T], requests: int | None = None) -> T:
+    """Runs a driver coroutine for the current invocation; failures end the invocation.
+
+    `requests`: how many CSI requests this call carries (batch size), counted in the CSI metric; None for
+    calls that are not requests of their own (e.g. `chat-stream.next`).
+    """
     try:
         invocation = current()
     except CsiUseOutsideRun:
         coro.close()
         raise
+    if requests is not None:
+        count_csi(function, requests)
     try:
         return invocation.call(function, coro)
     except CsiError as e:

@@ -54,6 +54,7 @@ from skill_engine.csi.types import (
 from skill_engine.runtime.bindings import (
     add_functions,
     call_driver,
+    count_csi,
     current,
     current_or_none,
     field,
@@ -305,46 +306,49 @@ def register(linker: Linker, csi: Csi) -> None:
     def chat(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         domain = [to_chat_request(r) for r in requests]
-        responses = call_driver("chat", csi.inference.chat(domain, invocation.ctx))
+        responses = call_driver("chat", csi.inference.chat(domain, invocation.ctx), len(domain))
         return [from_chat_response(r) for r in responses]
 
     def complete(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         domain = [to_completion_request(r) for r in requests]
-        completions = call_driver("complete", csi.inference.complete(domain, invocation.ctx))
+        completions = call_driver("complete", csi.inference.complete(domain, invocation.ctx), len(domain))
         return [from_completion(c) for c in completions]
 
     def complete_v2(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         domain = [to_completion_request(r, echo=True) for r in requests]
-        completions = call_driver("complete-v2", csi.inference.complete(domain, invocation.ctx))
+        completions = call_driver("complete-v2", csi.inference.complete(domain, invocation.ctx), len(domain))
         return [from_completion(c) for c in completions]
 
     def explain(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         domain = [to_explanation_request(r) for r in requests]
-        explanations = call_driver("explain", csi.inference.explain(domain, invocation.ctx))
+        explanations = call_driver("explain", csi.inference.explain(domain, invocation.ctx), len(domain))
         return [[from_text_score(s) for s in scores] for scores in explanations]
 
     def chunk(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         domain = [to_chunk_request(r) for r in requests]
-        return call_driver("chunk", csi.chunking.chunk(domain, invocation.ctx))
+        return call_driver("chunk", csi.chunking.chunk(domain, invocation.ctx), len(domain))
 
     def chunk_with_offsets(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         domain = [to_chunk_request(r, character_offsets=True) for r in requests]
-        results = call_driver("chunk-with-offsets", csi.chunking.chunk_with_offsets(domain, invocation.ctx))
+        results = call_driver(
+            "chunk-with-offsets", csi.chunking.chunk_with_offsets(domain, invocation.ctx), len(domain)
+        )
         return [[from_chunk(c) for c in chunks] for chunks in results]
 
     def select_language(_store: Any, requests: list[Any]) -> list[Any]:
         current()
         domain = [SelectLanguageRequest(field(r, "text"), list(field(r, "languages"))) for r in requests]
-        return call_driver("select-language", csi.language.select_language(domain))
+        return call_driver("select-language", csi.language.select_language(domain), len(domain))
 
     def chat_stream(_store: Any, init: Any) -> ResourceHost:
         invocation = current()
-        stream = call_driver("chat-stream", csi.inference.chat_stream(to_chat_request(init), invocation.ctx))
+        request = to_chat_request(init)
+        stream = call_driver("chat-stream", csi.inference.chat_stream(request, invocation.ctx), 1)
         return ResourceHost.own(invocation.add_resource(stream), CHAT_STREAM_TYPE)
 
     def chat_stream_next(store: Any, self_: Any) -> Variant | None:
@@ -356,7 +360,7 @@ def register(linker: Linker, csi: Csi) -> None:
     def completion_stream(_store: Any, init: Any) -> ResourceHost:
         invocation = current()
         request = to_completion_request(init)
-        stream = call_driver("completion-stream", csi.inference.completion_stream(request, invocation.ctx))
+        stream = call_driver("completion-stream", csi.inference.completion_stream(request, invocation.ctx), 1)
         return ResourceHost.own(invocation.add_resource(stream), COMPLETION_STREAM_TYPE)
 
     def completion_stream_next(store: Any, self_: Any) -> Variant | None:
@@ -371,7 +375,7 @@ def register(linker: Linker, csi: Csi) -> None:
         for request in domain:
             invocation.emit(ToolBegin(request.name))
         ctx = invocation.ctx
-        results = call_driver("invoke-tool", csi.tools.invoke(ctx.namespace, domain, ctx.token))
+        results = call_driver("invoke-tool", csi.tools.invoke(ctx.namespace, domain, ctx.token), len(domain))
         for request, result in zip(domain, results, strict=True):
             invocation.emit(
                 ToolEnd(request.name) if isinstance(result, ToolOutput) else ToolError(request.name, result)
@@ -380,6 +384,7 @@ def register(linker: Linker, csi: Csi) -> None:
 
     def list_tools(_store: Any) -> list[Any]:
         invocation = current()
+        count_csi("list-tools")
         tools = csi.tools.list_tools(invocation.ctx.namespace)
         return [
             record(name=t.name, description=t.description, input_schema=json.dumps(t.input_schema).encode())
@@ -389,19 +394,21 @@ def register(linker: Linker, csi: Csi) -> None:
     def search(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         domain = [to_search_request(r) for r in requests]
-        results = call_driver("search", csi.documents.search(domain, invocation.ctx))
+        results = call_driver("search", csi.documents.search(domain, invocation.ctx), len(domain))
         return [[from_search_result(r) for r in batch] for batch in results]
 
     def documents(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         paths = [to_document_path(r) for r in requests]
-        found = call_driver("documents", csi.documents.documents(paths, invocation.ctx))
+        found = call_driver("documents", csi.documents.documents(paths, invocation.ctx), len(paths))
         return [from_document(d) for d in found]
 
     def document_metadata(_store: Any, requests: list[Any]) -> list[Any]:
         invocation = current()
         paths = [to_document_path(r) for r in requests]
-        found = call_driver("document-metadata", csi.documents.document_metadata(paths, invocation.ctx))
+        found = call_driver(
+            "document-metadata", csi.documents.document_metadata(paths, invocation.ctx), len(paths)
+        )
         return [from_metadata(m) for m in found]
 
     def drop_resource(_store: Any, rep: int) -> None:

@@ -1,0 +1,95 @@
+"""Observability of one engine: Prometheus metrics, OpenTelemetry traces and structured logs (engine-spec §6).
+
+`Telemetry` bundles the engine's own metrics registry and tracer (never the process-global ones, so
+several engines in one process stay independent). The HTTP middleware makes it the *current* telemetry of
+each request; code deep inside (CSI drivers, the binding layer) reaches it with `current()` instead of
+having it passed through every constructor. Worker threads inherit it because the runtime runs each
+invocation in a copy of the request's context.
+
+Hooks for other modules:
+- `span(name, attributes)`: a child span of whatever is current (no-op when tracing is off).
+- `genai.chat(...)`, `genai.complete(...)`, `genai.traced_stream(...)`, `genai.tools(...)`: one line in a
+  CSI driver gives it GenAI-convention spans (see `telemetry/genai.py`).
+- `tracing.outbound_headers()`: `traceparent`/`tracestate` for backends that take them (engine-spec §4.4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
+
+from skill_engine.telemetry.executions import Execution
+from skill_engine.telemetry.metrics import Metrics
+from skill_engine.telemetry.tracing import Tracing
+
+if TYPE_CHECKING:
+    from skill_engine.config import Settings
+
+__all__ = ["Metrics", "Telemetry", "Tracing", "current", "span"]
+
+
+@dataclass
+class Telemetry:
+    metrics: Metrics = field(default_factory=Metrics)
+    tracing: Tracing = field(default_factory=Tracing.disabled)
+    content_capture: bool = False
+    """Record prompts and completions on inference spans (`OTEL_GEN_AI_CONTENT_CAPTURE`)."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Telemetry:
+        return cls(
+            metrics=Metrics(),
+            tracing=Tracing.from_endpoint(settings.otel_endpoint, settings.otel_sampling_ratio),
+            content_capture=settings.otel_gen_ai_content_capture,
+        )
+
+    @contextlib.contextmanager
+    def span(
+        self, name: str, attributes: Mapping[str, AttributeValue] | None = None
+    ) -> Iterator[Span | None]:
+        """A span under the current one, or nothing when tracing is off (cheap: one attribute check)."""
+        tracer = self.tracing.tracer
+        if tracer is None:
+            yield None
+            return
+        with tracer.start_as_current_span(name, attributes=attributes) as opened:
+            yield opened
+
+    def execution(self, namespace: str, name: str) -> Execution:
+        """Starts timing a skill execution (call after a successful fetch)."""
+        return Execution(self, namespace, name)
+
+    def shutdown(self) -> None:
+        self.metrics.stop()
+        self.tracing.shutdown()
+
+
+_DISABLED = Telemetry()
+_current: contextvars.ContextVar[Telemetry] = contextvars.ContextVar("skill_engine_telemetry")
+
+
+def current() -> Telemetry:
+    """The telemetry of the request being served (a disabled one outside any request)."""
+    return _current.get(_DISABLED)
+
+
+def activate(telemetry: Telemetry) -> contextvars.Token[Telemetry]:
+    return _current.set(telemetry)
+
+
+def deactivate(token: contextvars.Token[Telemetry]) -> None:
+    _current.reset(token)
+
+
+def span(
+    name: str, attributes: Mapping[str, AttributeValue] | None = None
+) -> AbstractContextManager[Span | None]:
+    """A span of the current request's telemetry under the current span (nothing when tracing is off)."""
+    return current().span(name, attributes)

@@ -1,0 +1,84 @@
+"""One skill execution after a successful fetch: its `skill_execution` span, metrics and outcome log line.
+
+Status (engine-spec §5.5): `ok`, `logic_error` (the skill's fault: its error, bad output, a misused
+message stream) or `runtime_error` (ours: load, CSI driver, trap, timeout). An execution abandoned because
+the client went away is not counted, as in PhariaEngine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from opentelemetry.trace import Span
+
+from skill_engine.errors import ExecutionError
+
+if TYPE_CHECKING:
+    from skill_engine.telemetry import Telemetry
+
+log = logging.getLogger("skill_engine.execution")
+
+
+def metric_status(error: BaseException | None) -> str:
+    if error is None:
+        return "ok"
+    if isinstance(error, ExecutionError):
+        return error.metric_status
+    return "runtime_error"
+
+
+def _level(error: BaseException) -> int:
+    status = error.status if isinstance(error, ExecutionError) else 503
+    if status >= 503:
+        return logging.ERROR
+    if status >= 500:
+        return logging.WARNING
+    return logging.INFO
+
+
+class Execution:
+    def __init__(self, telemetry: Telemetry, namespace: str, name: str) -> None:
+        self.telemetry = telemetry
+        self.namespace = namespace
+        self.name = name
+        self.started = time.perf_counter()
+        self.error: BaseException | None = None
+        self.finished = False
+
+    @contextlib.contextmanager
+    def span(self) -> Iterator[Span | None]:
+        with self.telemetry.span("skill_execution", {"skill": f"{self.namespace}/{self.name}"}) as span:
+            yield span
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Counts the execution once; a cancellation (client gone) is not an outcome."""
+        if self.finished or isinstance(error, asyncio.CancelledError):
+            return
+        self.finished = True
+        status = metric_status(error)
+        elapsed = time.perf_counter() - self.started
+        metrics = self.telemetry.metrics
+        metrics.executions.labels(self.namespace, self.name, status).inc()
+        metrics.execution_duration.labels(self.namespace, self.name, status).observe(elapsed)
+        fields = {"namespace": self.namespace, "skill": self.name, "status": status}
+        if error is None:
+            log.info("Skill executed successfully", extra=fields)
+        else:
+            text = error.message if isinstance(error, ExecutionError) else repr(error)
+            log.log(_level(error), "Skill invocation failed", extra={**fields, "error": text})
+
+    @contextlib.contextmanager
+    def record(self) -> Iterator[None]:
+        """Span and outcome around a whole execution (the `/run` route)."""
+        try:
+            with self.span():
+                yield
+        except BaseException as e:
+            self.finish(e)
+            raise
+        self.finish()

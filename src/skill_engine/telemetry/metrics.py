@@ -1,0 +1,159 @@
+"""Prometheus metrics (engine-spec §6.2) on their own listener (`METRICS_ADDRESS`, any GET path).
+
+Each engine owns a `CollectorRegistry`, so several engines in one process never share counters. Names,
+labels and buckets of the `kernel_*` metrics are PhariaEngine's; the gauges and the compile histogram after
+them are the signals an autoscaler needs (in-flight invocations, invocations waiting for a worker thread,
+compile durations).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from wsgiref.simple_server import WSGIServer
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import start_http_server
+
+log = logging.getLogger("skill_engine.metrics")
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0)
+COMPILE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+# Binding-level CSI function names → the `function` label values of `kernel_csi_requests_total`.
+CSI_FUNCTIONS = {
+    "chat": "chat",
+    "chat-v2": "chat",
+    "complete": "complete",
+    "complete-v2": "complete",
+    "chat-stream": "chat_stream",
+    "chat-stream-v2": "chat_stream",
+    "completion-stream": "completion_stream",
+    "explain": "explain",
+    "chunk": "chunk",
+    "chunk-with-offsets": "chunk",
+    "select-language": "select_language",
+    "search": "search",
+    "documents": "documents",
+    "document-metadata": "document_metadata",
+    "invoke-tool": "invoke_tool",
+    "list-tools": "list_tools",
+}
+
+# Prometheus clients in Rust (PhariaEngine's) expose no `_created` series; neither do we.
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "kernel_http_requests_total",
+            "HTTP requests to a matched route, by method, route template and status.",
+            ["method", "path", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "kernel_http_requests_duration_seconds",
+            "Duration of HTTP requests to a matched route.",
+            ["method", "path", "status"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.executions = Counter(
+            "kernel_skill_execution_total",
+            "Skill executions after a successful fetch, by outcome (ok, logic_error, runtime_error).",
+            ["namespace", "name", "status"],
+            registry=r,
+        )
+        self.execution_duration = Histogram(
+            "kernel_skill_execution_duration_seconds",
+            "Duration of skill executions after a successful fetch.",
+            ["namespace", "name", "status"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.fetch_duration = Histogram(
+            "kernel_skill_fetch_duration_seconds",
+            "Time to resolve a skill to a runnable component (cache, registry, compile), failures included.",
+            ["namespace", "name"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.csi_requests = Counter(
+            "kernel_csi_requests_total",
+            "CSI requests by function; a batch counts as its size.",
+            ["function"],
+            registry=r,
+        )
+        self.cache_items = Gauge("kernel_skill_cache_items", "Skills in the in-memory cache.", registry=r)
+        self.in_flight = Gauge(
+            "kernel_skill_invocations_in_flight",
+            "Skill invocations admitted and not yet finished (running or waiting for a worker thread).",
+            registry=r,
+        )
+        self.queued = Gauge(
+            "kernel_skill_invocations_queued",
+            "Skill invocations waiting for a free worker thread (MAX_CONCURRENT_SKILLS reached).",
+            registry=r,
+        )
+        self.compile_duration = Histogram(
+            "kernel_skill_compile_duration_seconds",
+            "Compilation of a skill to native code (cache misses only; artifacts are cached on disk).",
+            ["namespace", "name"],
+            buckets=COMPILE_BUCKETS,
+            registry=r,
+        )
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def observe_gauges(
+        self,
+        cache_items: Callable[[], int],
+        in_flight: Callable[[], int],
+        queued: Callable[[], int],
+    ) -> None:
+        """Gauges read at scrape time from the engine's own state (no bookkeeping on the hot path)."""
+        self.cache_items.set_function(_safe(cache_items))
+        self.in_flight.set_function(_safe(in_flight))
+        self.queued.set_function(_safe(queued))
+
+    def csi_request(self, function: str, count: int = 1) -> None:
+        label = CSI_FUNCTIONS.get(function, function.replace("-", "_"))
+        self.csi_requests.labels(label).inc(count)
+
+    def compiled(self, label: str, seconds: float) -> None:
+        namespace, _, name = label.partition("/")
+        self.compile_duration.labels(namespace, name).observe(seconds)
+
+    def serve(self, address: str) -> None:
+        """Starts the scrape listener on a daemon thread; a port in use is logged, not fatal."""
+        host, _, port = address.rpartition(":")
+        try:
+            self._server, self._thread = start_http_server(int(port), host.strip("[]"), self.registry)
+        except OSError as e:
+            log.error("metrics listener on %s could not start: %s", address, e)
+            return
+        log.info("Metrics on: %s", address)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _safe(read: Callable[[], int]) -> Callable[[], float]:
+    def value() -> float:
+        # Scrapes run on the listener's thread while the engine mutates its sets: retry a torn read.
+        for _ in range(3):
+            try:
+                return float(read())
+            except RuntimeError:
+                continue
+        return float("nan")
+
+    return value

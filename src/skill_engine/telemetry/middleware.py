@@ -1,0 +1,138 @@
+"""ASGI middleware: per request a server span, the HTTP metrics and one log line.
+
+The span continues an incoming `traceparent` and the response names it in its own `traceparent`. Span name
+and the `path` label are the matched route template (`POST /v1/skills/{namespace}/{name}/run`); requests
+that match no route or not its method (404/405) are not counted, as in PhariaEngine. Streaming responses
+are measured until their last byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from skill_engine import telemetry
+from skill_engine.telemetry import Telemetry
+
+log = logging.getLogger("skill_engine.http")
+
+QUIET_PATHS = frozenset({"/health"})
+"""Probed every few seconds by orchestrators: their request lines are logged at debug level."""
+
+
+def _route(scope: Scope) -> tuple[str | None, bool]:
+    """(route template, whether method and path both matched)."""
+    app = scope.get("app")
+    routes = getattr(app, "routes", ())
+    partial: str | None = None
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route.path, True
+        if match is Match.PARTIAL and partial is None:
+            partial = route.path
+    return partial, False
+
+
+class TelemetryMiddleware:
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        token = telemetry.activate(self.telemetry)
+        method: str = scope["method"]
+        template, matched = _route(scope)
+        status = 500
+        tracing = self.telemetry.tracing
+        tracer = tracing.tracer
+        span = None
+        context_token = None
+        extra_headers: list[tuple[bytes, bytes]] = []
+        if tracer is not None:
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            parent = tracing.extract(headers)
+            span = tracer.start_span(
+                f"{method} {template}" if template else method,
+                context=parent,
+                kind=SpanKind.SERVER,
+                attributes=_request_attributes(scope, method, template, headers),
+            )
+            ctx = set_span_in_context(span, parent)
+            context_token = otel_context.attach(ctx)
+            extra_headers = [(k.encode(), v.encode()) for k, v in tracing.response_headers(ctx).items()]
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if extra_headers:
+                    message["headers"] = [*message.get("headers", []), *extra_headers]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except BaseException as e:
+            if span is not None:
+                span.record_exception(e)
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            if span is not None:
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                span.end()
+            if matched and template is not None:
+                metrics = self.telemetry.metrics
+                labels = (method, template, str(status))
+                metrics.http_requests.labels(*labels).inc()
+                metrics.http_duration.labels(*labels).observe(elapsed)
+            path: str = scope["path"]
+            log.log(
+                logging.DEBUG if path in QUIET_PATHS else logging.INFO,
+                "%s %s %d %.1fms",
+                method,
+                path,
+                status,
+                elapsed * 1000,
+                extra={
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
+            if context_token is not None:
+                otel_context.detach(context_token)
+            telemetry.deactivate(token)
+
+
+def _request_attributes(scope: Scope, method: str, template: str | None, headers: dict[str, str]) -> Any:
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.path": scope["path"],
+        "url.scheme": scope.get("scheme", "http"),
+        "network.protocol.version": scope.get("http_version", "1.1"),
+    }
+    if template is not None:
+        attributes["http.route"] = template
+    server = scope.get("server")
+    if server:
+        attributes["server.address"], attributes["server.port"] = server[0], server[1]
+    agent = headers.get("user-agent")
+    if agent:
+        attributes["user_agent.original"] = agent
+    return attributes
