@@ -4,6 +4,11 @@ The baseline is what teams do today: the function behind a plain FastAPI app on 
 as separate processes on loopback and are driven by the same client, at concurrency 1 and 16.
 
     .venv/bin/python -m bench.overhead [--requests 400]
+
+With `--tracing` it compares the engine with tracing off and on instead (every request sampled and
+exported over OTLP/HTTP to a loopback receiver that discards the spans).
+
+    .venv/bin/python -m bench.overhead --tracing [--requests 400]
 """
 
 from __future__ import annotations
@@ -21,9 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests.support.engine import EngineProcess
-from tests.support.servers import free_port
+from tests.support.servers import ThreadedServer, free_port
 from tests.support.skills import build_skill
 
 BODY = {"mode": "echo", "payload": {"name": "Homer", "n": 42}}
@@ -104,11 +113,48 @@ def start_native(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("native baseline did not start")
 
 
+def start_sink() -> ThreadedServer:
+    """An OTLP/HTTP endpoint that accepts and drops spans (the bench measures the engine, not a collector)."""
+
+    async def export(request: Request) -> Response:
+        await request.body()
+        return Response(b"", media_type="application/x-protobuf")
+
+    return ThreadedServer(Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])).start()
+
+
+def compare_tracing(requests: int, skills: Path, workdir: Path, env: dict[str, str]) -> None:
+    sink = start_sink()
+    modes = {
+        "off": {},
+        "on (ratio 1, OTLP/HTTP)": {"OTEL_ENDPOINT": sink.url, "OTEL_SAMPLING_RATIO": "1"},
+    }
+    rows = []
+    try:
+        for mode, extra in modes.items():
+            engine = EngineProcess(workdir / mode.split()[0], {**env, **extra}).start()
+            url = f"{engine.url}/v1/skills/bench/probe/run"
+            try:
+                httpx.post(url, json=BODY, timeout=300).raise_for_status()
+                for concurrency in (1, 16):
+                    rows.append((mode, concurrency, asyncio.run(drive(url, concurrency, requests))))
+            finally:
+                engine.stop()
+    finally:
+        sink.stop()
+    print(f"{requests} requests per cell, echo skill, tracing off vs on (loopback)\n")
+    print("| tracing | concurrency | req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|")
+    for mode, concurrency, r in rows:
+        print(f"| {mode} | {concurrency} | {r.requests_per_second:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--tracing", action="store_true", help="compare tracing off and on")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="skill-engine-bench-"))
@@ -118,6 +164,12 @@ def main() -> None:
     env = {"NAMESPACES__BENCH__DIRECTORY": str(skills), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "warning")}
     if "WASMTIME_CACHE_DIR" in os.environ:
         env["WASMTIME_CACHE_DIR"] = os.environ["WASMTIME_CACHE_DIR"]
+    if args.tracing:
+        try:
+            compare_tracing(args.requests, skills, workdir, env)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     engine = EngineProcess(workdir, env).start()
     native, native_url = start_native(workdir)
     engine_url = f"{engine.url}/v1/skills/bench/probe/run"

@@ -180,20 +180,28 @@ def test_execution_metrics_by_outcome(client: httpx.Client, engine: EngineProces
     assert "_created" not in scraped["text"]
 
 
-def test_csi_requests_count_batch_size(client: httpx.Client, engine: EngineProcess) -> None:
-    before = sample(scrape(engine), "kernel_csi_requests_total", function="chat") or 0
+def test_csi_requests_and_tokens_count_batch_size(client: httpx.Client, engine: EngineProcess) -> None:
+    tokens = "kernel_gen_ai_tokens_total"
+    skill = {"namespace": "my-team", "name": "probe", "model": "test-model"}
+    before = scrape(engine)
     response = client.post(
         "/v1/skills/my-team/probe/run", json={"mode": "chat_concurrent", "n": 3, "text": "batch"}
     )
     assert response.status_code == 200
-    assert sample(scrape(engine), "kernel_csi_requests_total", function="chat") == before + 3
+    after = scrape(engine)
+    chats = [sample(s, "kernel_csi_requests_total", function="chat") or 0 for s in (before, after)]
+    assert chats[1] == chats[0] + 3
+    # The test backend reports 7 prompt and 3 completion tokens per chat.
+    inputs = [sample(s, tokens, **skill, type="input") or 0 for s in (before, after)]
+    outputs = [sample(s, tokens, **skill, type="output") or 0 for s in (before, after)]
+    assert (inputs[1] - inputs[0], outputs[1] - outputs[0]) == (21, 9)
 
 
 # -- traces -----------------------------------------------------------------------------------------
 
 
 def test_message_stream_of_an_uncached_skill_is_one_trace(
-    client: httpx.Client, receiver: OtlpReceiver, openai: tuple[OpenAIServer, str]
+    client: httpx.Client, engine: EngineProcess, receiver: OtlpReceiver, openai: tuple[OpenAIServer, str]
 ) -> None:
     """engine-spec §6.1: server span → load_skill → {download, compile}, skill_execution → chat."""
     header, trace_id, parent_id = traceparent()
@@ -241,6 +249,11 @@ def test_message_stream_of_an_uncached_skill_is_one_trace(
     backend, _ = openai
     sent = [r for r in backend.requests if r["body"]["messages"][-1]["content"] == "tell me"]
     assert sent and all("traceparent" not in r["headers"] for r in sent)
+    # Token usage of streams is counted per skill too.
+    streamed = {"namespace": "my-team", "name": "traced-streamer", "model": "test-model"}
+    scraped = scrape(engine)
+    assert sample(scraped, "kernel_gen_ai_tokens_total", **streamed, type="input") == 7
+    assert sample(scraped, "kernel_gen_ai_tokens_total", **streamed, type="output") == 3
     # OTEL_EXPORTER_OTLP_TRACES_HEADERS reaches the collector.
     assert any(
         h.get("authorization") == "Basic dGVzdDp0ZXN0" and h.get("x-studio-project") == "42"

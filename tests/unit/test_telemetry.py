@@ -110,3 +110,24 @@ def test_formats_carry_fields() -> None:
     assert text.endswith(
         "INFO skill_engine.skill: skill stdout: hi namespace=team skill=greet trace_id=" + "ab" * 16
     )
+
+
+def test_dashboards_query_only_metrics_the_engine_exports() -> None:
+    import re
+
+    from skill_engine.telemetry.metrics import Metrics
+
+    exported = set()
+    for family in Metrics().registry.collect():
+        suffixes = ("_bucket", "_sum", "_count") if family.type == "histogram" else ("",)
+        name = family.name + ("_total" if family.type == "counter" else "")
+        exported |= {name + suffix for suffix in suffixes}
+    dashboards = Path(__file__).resolve().parents[2] / "dashboards"
+    queried: set[str] = set()
+    for path in dashboards.glob("*.json"):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                queried |= set(re.findall(r"kernel_[a-z_]+", target["expr"]))
+    assert len(queried) >= 10
+    assert queried <= exported, queried - exported

@@ -80,6 +80,23 @@ def current() -> Telemetry:
     return _current.get(_DISABLED)
 
 
+_skill: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("skill_engine_skill")
+
+
+def current_skill() -> tuple[str, str]:
+    """(namespace, name) of the skill executing in this context; empty strings outside an execution."""
+    return _skill.get(("", ""))
+
+
+@contextlib.contextmanager
+def executing(namespace: str, name: str) -> Iterator[None]:
+    token = _skill.set((namespace, name))
+    try:
+        yield
+    finally:
+        _skill.reset(token)
+
+
 def activate(telemetry: Telemetry) -> contextvars.Token[Telemetry]:
     return _current.set(telemetry)
 

@@ -52,7 +52,12 @@ class Execution:
 
     @contextlib.contextmanager
     def span(self) -> Iterator[Span | None]:
-        with self.telemetry.span("skill_execution", {"skill": f"{self.namespace}/{self.name}"}) as span:
+        from skill_engine.telemetry import executing
+
+        with (
+            executing(self.namespace, self.name),
+            self.telemetry.span("skill_execution", {"skill": f"{self.namespace}/{self.name}"}) as span,
+        ):
             yield span
 
     def finish(self, error: BaseException | None = None) -> None:

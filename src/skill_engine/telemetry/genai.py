@@ -88,6 +88,12 @@ def _usage(span: Span, usage: TokenUsage) -> None:
     span.set_attribute("gen_ai.usage.output_tokens", usage.completion)
 
 
+def count_tokens(model: str, usage: TokenUsage, skill: tuple[str, str] | None = None) -> None:
+    """`kernel_gen_ai_tokens_total` of the executing skill (tracing on or off)."""
+    metrics = telemetry.current().metrics
+    metrics.count_tokens(skill or telemetry.current_skill(), model, usage.prompt, usage.completion)
+
+
 def _fail(span: Span, error: BaseException) -> None:
     span.set_attribute("error.type", type(error).__name__)
     span.set_status(Status(StatusCode.ERROR, str(error)))
@@ -148,7 +154,12 @@ async def chat(
             output = [{"role": "assistant", "content": response.message.content or ""}]
             span.set_attribute("gen_ai.output.messages", json.dumps(output))
 
-    return await _batch("chat", requests, one, lambda r: chat_attributes(r, provider, content), record)
+    async def counted(request: ChatRequest) -> ChatResponse:
+        response = await one(request)
+        count_tokens(request.model, response.usage)
+        return response
+
+    return await _batch("chat", requests, counted, lambda r: chat_attributes(r, provider, content), record)
 
 
 async def complete(
@@ -162,10 +173,15 @@ async def complete(
         _usage(span, completion.usage)
         span.set_attribute("gen_ai.response.finish_reasons", [completion.finish_reason.value])
 
+    async def counted(request: CompletionRequest) -> Completion:
+        completion = await one(request)
+        count_tokens(request.model, completion.usage)
+        return completion
+
     return await _batch(
         "complete",
         requests,
-        one,
+        counted,
         lambda r: completion_attributes(r, provider),
         record,
         span_name="text_completion",
@@ -211,12 +227,15 @@ async def tools(
 
 
 class TracedStream(Generic[Ev]):
-    """Wraps a driver's event stream in one span from its creation until it ends, fails or is closed."""
+    """Wraps a driver's event stream: token usage is counted, and with tracing on one span covers the
+    stream from its creation until it ends, fails or is closed."""
 
-    def __init__(self, inner: EventStream[Ev], span: Span, capture: bool) -> None:
+    def __init__(self, inner: EventStream[Ev], model: str, span: Span | None, capture: bool) -> None:
         self.inner = inner
+        self.model = model
+        self.skill = telemetry.current_skill()
         self.span = span
-        self.capture = capture
+        self.capture = capture and span is not None
         self._text: list[str] = []
         self._ended = False
         self._lock = threading.Lock()
@@ -225,9 +244,16 @@ class TracedStream(Generic[Ev]):
         try:
             event = await self.inner.next()
         except BaseException as e:
-            _fail(self.span, e)
+            if self.span is not None:
+                _fail(self.span, e)
             self._end()
             raise
+        if isinstance(event, Usage):
+            count_tokens(self.model, event.usage, self.skill)
+        if self.span is None:
+            if event is None:
+                self._end()
+            return event
         if event is None:
             self._end()
         elif isinstance(event, ChatAppend):
@@ -250,7 +276,8 @@ class TracedStream(Generic[Ev]):
 
     def _end(self) -> None:
         with self._lock:
-            if self._ended:
+            if self._ended or self.span is None:
+                self._ended = True
                 return
             self._ended = True
         if self.capture:
@@ -269,7 +296,7 @@ def traced_stream(
     current = telemetry.current()
     tracer = current.tracing.tracer
     if tracer is None:
-        return stream
+        return TracedStream(stream, request.model, None, False)
     if isinstance(request, ChatRequest):
         attributes = chat_attributes(request, provider, current.content_capture)
         capture = current.content_capture
@@ -278,4 +305,4 @@ def traced_stream(
         capture = False
     span = tracer.start_span(operation, kind=SpanKind.CLIENT, attributes=attributes)
     # Not made current: the stream outlives this call, and nothing runs inside it.
-    return TracedStream(stream, span, capture)
+    return TracedStream(stream, request.model, span, capture)

@@ -107,6 +107,12 @@ class Metrics:
             buckets=COMPILE_BUCKETS,
             registry=r,
         )
+        self.tokens = Counter(
+            "kernel_gen_ai_tokens_total",
+            "Tokens of inference calls made by skills, by skill, model and type (input, output).",
+            ["namespace", "name", "model", "type"],
+            registry=r,
+        )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -124,6 +130,11 @@ class Metrics:
     def csi_request(self, function: str, count: int = 1) -> None:
         label = CSI_FUNCTIONS.get(function, function.replace("-", "_"))
         self.csi_requests.labels(label).inc(count)
+
+    def count_tokens(self, skill: tuple[str, str], model: str, input: int, output: int) -> None:
+        namespace, name = skill
+        self.tokens.labels(namespace, name, model, "input").inc(input)
+        self.tokens.labels(namespace, name, model, "output").inc(output)
 
     def compiled(self, label: str, seconds: float) -> None:
         namespace, _, name = label.partition("/")
