@@ -183,6 +183,15 @@ def test_complete_plain(client: httpx.Client, aleph_alpha: AlephAlphaServer) -> 
     }
 
 
+def test_first_failure_of_a_batch_ends_the_invocation(client: httpx.Client) -> None:
+    response = run(client, {"mode": "complete", "texts": ["fine", "fail", "fine too"], "model": "m"})
+    assert response.status_code == 503
+    assert response.text == (
+        RUNTIME_PREFIX
+        + 'HTTP request failed with status code 500. Body:\n{"error":"the model broke","code":"INTERNAL"}'
+    )
+
+
 def test_complete_retries_when_busy(client: httpx.Client, aleph_alpha: AlephAlphaServer) -> None:
     completions = result(run(client, {"mode": "complete", "text": "retry me", "model": "busy-once"}))
     assert completions[0]["text"] == " done now"

@@ -288,6 +288,17 @@ def test_unknown_model(client: httpx.Client) -> None:
     assert "The Skill tried to access a model that was not found." in response.text
 
 
+def test_explain_is_not_supported_on_the_openai_backend(client: httpx.Client) -> None:
+    body = [{"prompt": "Say hi", "target": " hi", "model": "m", "granularity": "auto"}]
+    response = client.post("/csi/v1/explain", json=body)
+    assert response.status_code == 500
+    assert response.text == (
+        "Something went wrong: Inference backend is currently configured to an OpenAI compatible one. For "
+        "this, we only support chat requests. For other request types, please ask your operator to configure "
+        "the inference backend to use the Aleph Alpha inference backend."
+    )
+
+
 def test_chunking_counts_characters_on_the_openai_backend(client: httpx.Client) -> None:
     assert run(client, {"mode": "chunk", "text": "123456"}).json() == {"result": ["123", "456"]}
 

@@ -4,7 +4,7 @@
 It records every request (path, headers, body) and insists on a bearer token like the real API:
 token `bad-token` answers 401. Models: `unknown` answers 404 `UNKNOWN_MODEL`, `busy-once` answers 503
 once per prompt and then succeeds, `word-model` has a tokenizer (a WordLevel tokenizer trained here on
-a tiny corpus), any other model has none (404).
+a tiny corpus), any other model has none (404). The prompt `fail` answers 500.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ class AlephAlphaServer(OpenAIServer):
         if rejected is not None:
             return rejected
         prompt = body["prompt"][0]["data"]
+        if prompt == "fail":
+            return JSONResponse({"error": "the model broke", "code": "INTERNAL"}, status_code=500)
         if body["model"] == "busy-once" and prompt not in self.busy_seen:
             self.busy_seen.add(prompt)
             return JSONResponse({"error": "busy", "code": "QUEUE_FULL"}, status_code=503)
