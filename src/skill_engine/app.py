@@ -12,13 +12,16 @@ import platformdirs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from skill_engine.api.cross_cutting import MIN_COMPRESS_SIZE, PermissiveCors, RequestDecompression
 from skill_engine.api.csi_http import CsiRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.routes import SkillRoutes
+from skill_engine.auth import Authenticator, AuthMiddleware
 from skill_engine.config import Settings
 from skill_engine.csi import Csi
 from skill_engine.csi.chunking import Chunking, TokenizerSource
@@ -30,6 +33,7 @@ from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
 from skill_engine.csi.tools import Tools
+from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.skills.namespaces import NamespaceWatcher
@@ -98,6 +102,13 @@ class Engine:
             timeout=settings.skill_timeout,
             memory_limit=int(settings.skill_memory_limit),
             max_workers=settings.max_concurrent_skills,
+            admission=Admission(
+                settings.max_concurrent_skills,
+                settings.max_queued_skills,
+                settings.skill_queue_timeout,
+                settings.max_concurrent_skills_per_namespace,
+            ),
+            output_limit=int(settings.skill_output_limit),
         )
         self.compiler = Compiler(
             ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
@@ -115,6 +126,11 @@ class Engine:
         )
         self._watching: asyncio.Task[None] | None = None
         self._mcp_refreshing: asyncio.Task[None] | None = None
+        self.authenticator = (
+            Authenticator(settings.authorization_url, settings.authorization_cache_ttl)
+            if settings.authorization_url is not None
+            else None
+        )
 
     async def start(self) -> None:
         self.telemetry.metrics.serve(self.settings.metrics_address)
@@ -135,6 +151,8 @@ class Engine:
                     await task
         await self.csi.aclose()
         self.telemetry.shutdown()
+        if self.authenticator is not None:
+            await self.authenticator.aclose()
 
 
 async def _empty(request: Request, exc: Exception) -> Response:
@@ -169,7 +187,13 @@ def create_app(settings: Settings) -> Starlette:
             *CsiRoutes(engine.csi).routes(),
         ],
         exception_handlers={404: _empty, 405: _empty},
-        middleware=[Middleware(TelemetryMiddleware, telemetry=engine.telemetry)],
+        middleware=[
+            Middleware(TelemetryMiddleware, telemetry=engine.telemetry),
+            Middleware(PermissiveCors),
+            Middleware(GZipMiddleware, minimum_size=MIN_COMPRESS_SIZE),
+            Middleware(RequestDecompression),
+            Middleware(AuthMiddleware, authenticator=engine.authenticator),
+        ],
         lifespan=lifespan,
     )
     app.state.engine = engine

@@ -6,8 +6,6 @@ import argparse
 import logging
 import sys
 
-import uvicorn
-
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
@@ -19,6 +17,7 @@ def serve() -> int:
         print(e, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    from skill_engine import shutdown
     from skill_engine.app import create_app
 
     app = create_app(settings)
@@ -26,16 +25,8 @@ def serve() -> int:
     log = logging.getLogger("skill_engine")
     log.info("Listening on: %s", settings.kernel_address)
     # Our middleware writes one line per request (with its duration): no uvicorn access log, no own config.
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=logging.getLogger().level,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
-    return 0
+    runtime = app.state.engine.runtime
+    return shutdown.run(app, host, port, runtime, settings.shutdown_grace)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -181,6 +181,13 @@ class Settings(BaseSettings):
     mcp_connect_timeout: Duration = 10.0
     wasmtime_cache_dir: Path | None = None
     wasmtime_cache_size_limit: ByteSize = ByteSize(10 * 1024**3)
+    # Security and resilience (docs/security.md)
+    authorization_cache_ttl: Duration = 5.0
+    shutdown_grace: Duration = 30.0
+    max_queued_skills: int = Field(default=256, ge=0)
+    skill_queue_timeout: Duration = 10.0
+    max_concurrent_skills_per_namespace: int | None = Field(default=None, ge=1)
+    skill_output_limit: ByteSize = ByteSize(50 * 1024 * 1024)
 
     @classmethod
     def settings_customise_sources(
@@ -201,7 +208,12 @@ class Settings(BaseSettings):
         )
 
     @field_validator(
-        "inference_url", "document_index_url", "authorization_url", "otel_endpoint", mode="before"
+        "inference_url",
+        "document_index_url",
+        "authorization_url",
+        "otel_endpoint",
+        "max_concurrent_skills_per_namespace",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:

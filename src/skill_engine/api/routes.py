@@ -73,7 +73,9 @@ def handles_errors(handler: Handler) -> Handler:
         except HttpError as e:
             return text(e.text, e.status)
         except ExecutionError as e:
-            return text(e.message, e.status)
+            response = text(e.message, e.status)
+            response.headers.update(getattr(e, "headers", {}))
+            return response
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__

@@ -51,6 +51,7 @@ class Invocation:
         self._log_fields = {"namespace": ctx.namespace, "skill": ctx.skill, "trace_id": current_trace_id()}
         self.deadline = time.monotonic() + timeout
         self.stop_reason: str | None = None
+        self.stopped = asyncio.Event()  # set on the loop once stop() was called
         self.csi_error: CsiError | None = None
         self.failed_function: str | None = None
         self._pending: set[concurrent.futures.Future[Any]] = set()
@@ -138,6 +139,8 @@ class Invocation:
         """Stops the invocation: pending host calls are cancelled, a busy guest traps at its next check."""
         if self.stop_reason is None:
             self.stop_reason = reason
+        if not self.stopped.is_set() and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.stopped.set)
         with self._lock:
             pending = list(self._pending)
         for future in pending:

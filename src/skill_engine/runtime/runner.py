@@ -34,6 +34,7 @@ from skill_engine.errors import (
     UserCodeError,
 )
 from skill_engine.runtime import bindings, wasmtime_fixes
+from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.bindings import CsiUseOutsideRun, v0_3
 from skill_engine.runtime.engine import CHECK_TICKS, WasmEngine
 from skill_engine.runtime.invocation import (
@@ -134,10 +135,21 @@ def _valid_schema(raw: bytes) -> Any:
 class WasmRuntime:
     """The sandbox: executes loaded skills with limits, isolated from each other and from the host."""
 
-    def __init__(self, csi: Csi, *, timeout: float, memory_limit: int, max_workers: int = 64) -> None:
+    def __init__(
+        self,
+        csi: Csi,
+        *,
+        timeout: float,
+        memory_limit: int,
+        max_workers: int = 64,
+        admission: Admission | None = None,
+        output_limit: int = 50 * 1024 * 1024,
+    ) -> None:
         self.csi = csi
         self.timeout = timeout
         self.memory_limit = memory_limit
+        self.admission = admission or Admission(max_workers)
+        self.output_limit = output_limit
         self.wasm = WasmEngine()
         self.engine = self.wasm.engine
         # Built once and never changed: instantiating while a linker is being modified fails.
@@ -152,6 +164,10 @@ class WasmRuntime:
         for invocation in list(self.in_flight):
             invocation.stop(reason)
 
+    def shutdown_workers(self) -> None:
+        """Lets idle worker threads end; called once serving has stopped."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
     def load(self, path: str) -> LoadedSkill:
         """Loads a precompiled artifact (mmap, a few ms) and inspects its world."""
         component = Component.deserialize_file(self.engine, path)
@@ -163,6 +179,10 @@ class WasmRuntime:
         if isinstance(result, Variant):
             raise _guest_error(result)
         assert isinstance(result, bytes)
+        if len(result) > self.output_limit:
+            raise RuntimeFailure(
+                f"The skill output of {len(result)} bytes exceeds the limit of {self.output_limit} bytes."
+            )
         return result
 
     async def run_stream(
@@ -196,18 +216,31 @@ class WasmRuntime:
         stream: asyncio.Queue[Any] | None = None,
     ) -> Any:
         loop = asyncio.get_running_loop()
+        await self.admission.acquire(ctx.namespace)
         invocation = Invocation(loop, ctx, self.timeout, csi_allowed=csi_allowed)
         invocation.stream = stream
         self.in_flight.add(invocation)
-        # The worker thread runs in a copy of this context: the request's span and telemetry reach host calls.
-        run_in_context = contextvars.copy_context().run
-        future = loop.run_in_executor(self._executor, run_in_context, self._guarded, invocation, call)
-        future.add_done_callback(lambda _: self.in_flight.discard(invocation))
+        try:
+            # The worker thread runs in a copy of this context: the request's span and telemetry reach
+            # host calls.
+            run_in_context = contextvars.copy_context().run
+            future = loop.run_in_executor(self._executor, run_in_context, self._guarded, invocation, call)
+        except BaseException:
+            self.in_flight.discard(invocation)
+            self.admission.release(ctx.namespace)
+            raise
+
+        def finished(_: asyncio.Future[Any]) -> None:
+            # The slot is free only once the thread is: an abandoned guest still holds its memory.
+            self.in_flight.discard(invocation)
+            self.admission.release(ctx.namespace)
+
+        future.add_done_callback(finished)
         # If we stop waiting (deadline, cancellation) the thread still finishes; retrieve its outcome.
         future.add_done_callback(_consume_outcome)
         try:
-            # A guest blocked in WASI cannot be interrupted; answer at the deadline regardless.
-            return await asyncio.wait_for(asyncio.shield(future), timeout=self.timeout + _GRACE)
+            # A guest blocked in WASI cannot be interrupted; answer at the deadline (or when stopped).
+            return await _outcome(future, invocation, self.timeout + _GRACE)
         except TimeoutError:
             invocation.stop(TIMEOUT_MESSAGE)
             log.warning("invocation abandoned at its deadline", extra={"skill": _label(ctx)})
@@ -247,6 +280,24 @@ class WasmRuntime:
             store.close()
             del keepalive
             invocation.flush_logs()
+
+
+async def _outcome(future: asyncio.Future[Any], invocation: Invocation, timeout: float) -> Any:
+    """The thread's result; raises TimeoutError at the deadline, RuntimeFailure soon after a stop."""
+    stopped = asyncio.ensure_future(invocation.stopped.wait())
+    try:
+        done, _ = await asyncio.wait({future, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if future.done():
+            return future.result()
+        if not done:
+            raise TimeoutError
+        # Stopped: a busy guest traps within a check interval; one blocked in WASI is answered anyway.
+        done, _ = await asyncio.wait({future}, timeout=_GRACE + 0.2)
+        if future.done():
+            return future.result()
+        raise RuntimeFailure(invocation.stop_reason or CANCELLED_MESSAGE)
+    finally:
+        stopped.cancel()
 
 
 def _consume_outcome(future: asyncio.Future[Any]) -> None:

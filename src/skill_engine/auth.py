@@ -1,0 +1,190 @@
+"""Authentication as PhariaEngine does it (engine-spec §7), as an ASGI middleware in front of the routes.
+
+With `AUTHORIZATION_URL` set, every request that reaches an authenticated route (`/v1/*`, `/csi*`,
+`/cached_skills*`) must carry `Authorization: Bearer <token>`; the token is checked with
+`POST {AUTHORIZATION_URL}/check_user` for the `KernelAccess` permission. Public routes (`/`, `/health`,
+`/openapi.json`, docs), unknown paths and wrong methods never check. A present header that is not a bearer
+token is rejected with 400 on authenticated routes even when authentication is off.
+
+Unlike PhariaEngine, successful checks are remembered for `AUTHORIZATION_CACHE_TTL` (default 5 s, 0 turns
+it off) keyed by a SHA-256 of the token, and concurrent checks of one token share one IAM call, so a burst
+does not hammer the IAM. Rejections are never cached. The token itself is never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+
+import httpx
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger("skill_engine.auth")
+
+PERMISSIONS = [{"permission": "KernelAccess"}]
+AUTHENTICATED_PREFIXES = ("/v1/", "/csi", "/cached_skills")
+MISSING_TEXT = "Bearer token expected"
+INVALID_TEXT = "Bearer token invalid"
+MALFORMED_TEXT = "Header of type `authorization` was invalid"
+# PhariaEngine's text, including its newline followed by eight spaces (engine-spec App. B, quirk 12).
+UNAVAILABLE_TEXT = (
+    "Failed to check token validity against the authorization service. You should try again later,\n"
+    "        if the problem persists you may want to contact the operators."
+)
+IAM_TIMEOUT = 10.0
+"""PhariaEngine has no timeout towards the IAM; a hung IAM must not hang requests here (⇒ 500)."""
+CACHE_ENTRIES = 10_000
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+def token_from_header(header: str | None) -> str | None:
+    """The bearer token of an `Authorization` value; `None` without header, AuthError(400) if malformed."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError(400, MALFORMED_TEXT)
+    return token
+
+
+def is_authenticated_path(path: str) -> bool:
+    return path.startswith(AUTHENTICATED_PREFIXES) or path in ("/csi", "/cached_skills")
+
+
+class Authenticator:
+    """Checks tokens against the IAM, remembering successful checks for a short time."""
+
+    def __init__(self, url: str, cache_ttl: float = 5.0, timeout: float = IAM_TIMEOUT) -> None:
+        self.url = url.rstrip("/") + "/check_user"
+        self.cache_ttl = cache_ttl
+        self._client = httpx.AsyncClient(timeout=timeout)
+        self._valid_until: OrderedDict[str, float] = OrderedDict()
+        self._checking: dict[str, asyncio.Future[None]] = {}
+        self.iam_calls = 0
+
+    async def check(self, token: str) -> None:
+        """Returns if the token grants `KernelAccess`; raises AuthError(403 or 500) otherwise."""
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        until = self._valid_until.get(key)
+        if until is not None:
+            if until > now:
+                return
+            del self._valid_until[key]
+        while (pending := self._checking.get(key)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if not pending.cancelled():
+                    raise  # this request itself was cancelled
+                # the request that was asking went away: ask ourselves
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._checking[key] = future
+        try:
+            await self._ask_iam(token)
+        except AuthError as e:
+            future.set_exception(e)
+            raise
+        else:
+            future.set_result(None)
+            if self.cache_ttl > 0:
+                self._valid_until[key] = time.monotonic() + self.cache_ttl
+                while len(self._valid_until) > CACHE_ENTRIES:
+                    self._valid_until.popitem(last=False)
+        finally:
+            del self._checking[key]
+            if not future.done():  # cancelled while asking: waiters must not hang
+                future.cancel()
+            elif not future.cancelled():
+                future.exception()  # retrieved here so an unobserved failure is not reported
+
+    async def _ask_iam(self, token: str) -> None:
+        self.iam_calls += 1
+        try:
+            response = await self._client.post(
+                self.url, json={"permissions": PERMISSIONS}, headers={"authorization": f"Bearer {token}"}
+            )
+        except httpx.HTTPError as e:
+            log.warning("authorization service unreachable: %s", type(e).__name__)
+            raise AuthError(500, UNAVAILABLE_TEXT) from None
+        if response.status_code == 401:
+            raise AuthError(403, INVALID_TEXT)
+        if not response.is_success:
+            log.warning("authorization service answered %d", response.status_code)
+            raise AuthError(500, UNAVAILABLE_TEXT)
+        try:
+            granted = response.json().get("permissions")
+        except (ValueError, AttributeError):
+            log.warning("authorization service answered with an unexpected body")
+            raise AuthError(500, UNAVAILABLE_TEXT) from None
+        if granted != PERMISSIONS:
+            raise AuthError(403, INVALID_TEXT)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class AuthMiddleware:
+    """Runs before routing's extraction: only requests that match an authenticated route are checked."""
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_authenticated_path(scope["path"]) or not _routed(scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            header = _header(scope, b"authorization")
+            token = token_from_header(header)
+            if self.authenticator is not None:
+                if token is None:
+                    raise AuthError(401, MISSING_TEXT)
+                await self.authenticator.check(token)
+        except AuthError as e:
+            await _text(send, e.status, e.text)
+            return
+        await self.app(scope, receive, send)
+
+
+def _routed(scope: Scope) -> bool:
+    """Whether a route matches path and method (404 and 405 are answered without authentication)."""
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    if router is None:
+        return True
+    return any(route.matches(scope)[0] is Match.FULL for route in router.routes)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _text(send: Send, status: int, body: str) -> None:
+    data = body.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
