@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,14 @@ def streamer_wasm() -> Path:
 
 @pytest.fixture(scope="session")
 def compiled_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Shared by every engine of the run, so each skill compiles once per run."""
+    """Shared by every engine of the run, so each skill compiles once per run.
+
+    `SKILL_TEST_COMPILED_CACHE=<dir>` keeps compiled skills across runs (faster local iteration).
+    """
+    keep = os.environ.get("SKILL_TEST_COMPILED_CACHE")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        return Path(keep)
     return tmp_path_factory.mktemp("compiled")
 
 

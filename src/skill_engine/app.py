@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from skill_engine.api.cross_cutting import MIN_COMPRESS_SIZE, PermissiveCors, RequestDecompression
 from skill_engine.api.csi_http import CsiRoutes
+from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.auth import Authenticator, AuthMiddleware
@@ -166,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = SkillRoutes(engine.store, engine.runtime, engine.csi, engine.telemetry)
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
+    docs = DocsRoutes(settings.pharia_ai_feature_set)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -177,6 +179,9 @@ def create_app(settings: Settings) -> Starlette:
 
     app = Starlette(
         routes=[
+            Route("/", docs.landing, methods=["GET"]),
+            Route("/openapi.json", docs.openapi_json, methods=["GET"]),
+            Route("/api-docs", docs.api_docs, methods=["GET"]),
             Route("/health", routes.health, methods=["GET"]),
             Route("/v1/skills", routes.list_skills, methods=["GET"]),
             Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),

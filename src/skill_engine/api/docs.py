@@ -1,0 +1,227 @@
+"""Public documentation routes (engine-spec §2.10): `/`, `/openapi.json` and `/api-docs`.
+
+The OpenAPI document follows PhariaEngine's (title `pharia-engine`, version `0.15.0`, bearer scheme
+`api_token`, tags `skills`/`docs`/`tools`) with one deliberate difference: paths carry their leading slash
+(`/v1/skills`, not PhariaEngine's `v1/skills`), so generated clients and fuzzers reach the real routes.
+See docs/decisions/openapi-paths.md.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+TITLE = "pharia-engine"
+VERSION = "0.15.0"
+DESCRIPTION = "The best place to run serverless AI applications."
+BETA_DESCRIPTION = "Pharia Kernel (Beta): The best place to run serverless AI applications."
+
+_TEXT = {"text/plain": {"schema": {"type": "string"}}}
+_NS = {
+    "name": "namespace",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "minLength": 1, "maxLength": 64},
+    "description": "Namespace the skill is configured in",
+}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_SECURITY: list[dict[str, list[str]]] = [{"api_token": []}]
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    reasons = {
+        400: "Bad request: invalid namespace or header, skill not found, input rejected or skill error",
+        401: "Bearer token expected",
+        403: "Bearer token invalid",
+        404: "Namespace not found",
+        413: "Request body above 50 MiB",
+        415: "Expected request with `Content-Type: application/json`",
+        422: "Well-formed JSON of the wrong shape",
+        429: "Overloaded: too many skill executions; retry after `Retry-After` seconds",
+        500: "Authorization service unreachable, misconfigured namespace or invalid skill output",
+        503: "Runtime unavailable: loading, CSI failure, trap, timeout or shutdown",
+    }
+    return {str(code): {"description": reasons[code], "content": _TEXT} for code in codes}
+
+
+_AUTH_ERRORS = (400, 401, 403, 500)
+_METADATA_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "description": {"type": ["string", "null"]},
+        "version": {"type": ["string", "null"]},
+        "skill_type": {"type": "string", "enum": ["function", "message_stream"]},
+        "input_schema": {},
+        "output_schema": {},
+    },
+    "required": ["description", "version", "skill_type", "input_schema", "output_schema"],
+}
+
+
+def openapi(beta: bool) -> dict[str, Any]:
+    run_body = {"required": True, "content": {"application/json": {"schema": {}}}}
+    paths: dict[str, Any] = {
+        "/openapi.json": {
+            "get": {
+                "tags": ["docs"],
+                "operationId": "api_docs",
+                "responses": {"200": {"description": "This document", "content": {"application/json": {}}}},
+            }
+        },
+        "/v1/skills": {
+            "get": {
+                "tags": ["skills"],
+                "operationId": "skills",
+                "summary": "List skills",
+                "description": "Every configured skill as `namespace/name`.",
+                "security": _SECURITY,
+                "responses": {
+                    "200": {
+                        "description": "Skill names",
+                        "content": {
+                            "application/json": {"schema": {"type": "array", "items": {"type": "string"}}}
+                        },
+                    },
+                    **_errors(*_AUTH_ERRORS),
+                },
+            }
+        },
+        "/v1/skills/{namespace}/{name}/run": {
+            "post": {
+                "tags": ["skills"],
+                "operationId": "run_skill",
+                "summary": "Run a function skill",
+                "security": _SECURITY,
+                "parameters": [_NS, _NAME],
+                "requestBody": run_body,
+                "responses": {
+                    "200": {
+                        "description": "The skill's output",
+                        "content": {"application/json": {"schema": {}}},
+                    },
+                    **_errors(*_AUTH_ERRORS, 413, 415, 429, 503),
+                },
+            }
+        },
+        "/v1/skills/{namespace}/{name}/message-stream": {
+            "post": {
+                "tags": ["skills"],
+                "operationId": "message_stream_skill",
+                "summary": "Run a message-stream skill (Server-Sent Events)",
+                "description": "Events `message_begin`, `message_append`, `message_end`, `tool_call` and "
+                "`error`; failures after the stream opened arrive as an `error` event.",
+                "security": _SECURITY,
+                "parameters": [_NS, _NAME],
+                "requestBody": run_body,
+                "responses": {
+                    "200": {
+                        "description": "Event stream",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(*_AUTH_ERRORS, 413, 415),
+                },
+            }
+        },
+        "/v1/tools/{namespace}": {
+            "get": {
+                "tags": ["tools"],
+                "operationId": "list_tools",
+                "summary": "List the tools of a namespace",
+                "security": _SECURITY,
+                "parameters": [{**_NS, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "Tools",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "description": {"type": "string"},
+                                            "input_schema": {},
+                                        },
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "404": {
+                        "description": "Namespace not found",
+                        "content": {"application/json": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(*_AUTH_ERRORS),
+                },
+            }
+        },
+    }
+    if beta:
+        paths["/v1/skills/{namespace}/{name}/metadata"] = {
+            "get": {
+                "tags": ["skills"],
+                "operationId": "skill_metadata",
+                "summary": "Metadata of a skill",
+                "security": _SECURITY,
+                "parameters": [_NS, _NAME],
+                "responses": {
+                    "200": {
+                        "description": "Metadata",
+                        "content": {"application/json": {"schema": _METADATA_SCHEMA}},
+                    },
+                    **_errors(*_AUTH_ERRORS, 429, 503),
+                },
+            }
+        }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "description": BETA_DESCRIPTION if beta else DESCRIPTION,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+            "version": VERSION,
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"api_token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+        },
+        "tags": [
+            {"name": "skills", "description": "Run skills and inspect them"},
+            {"name": "docs", "description": "This API description"},
+            {"name": "tools", "description": "Tools available to skills"},
+        ],
+    }
+
+
+def is_beta(feature_set: str) -> bool:
+    return feature_set.strip().lower() == "beta"
+
+
+class DocsRoutes:
+    def __init__(self, feature_set: str) -> None:
+        self.document = openapi(is_beta(feature_set))
+        self._json = json.dumps(self.document, ensure_ascii=False).encode()
+
+    async def openapi_json(self, request: Request) -> Response:
+        return Response(self._json, media_type="application/json")
+
+    async def api_docs(self, request: Request) -> Response:
+        spec = html.escape(self._json.decode(), quote=True)
+        return HTMLResponse(
+            '<!doctype html><html><head><title>PhariaKernel API</title><meta charset="utf-8"></head><body>'
+            f'<script id="api-reference" type="application/json" data-configuration="{{}}">{spec}</script>'
+            '<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script></body></html>'
+        )
+
+    async def landing(self, request: Request) -> Response:
+        return HTMLResponse(
+            '<!doctype html><html><head><title>PhariaKernel</title><meta charset="utf-8"></head><body>'
+            "<h1>Welcome to PhariaKernel 👋</h1><p>Skills are built with the "
+            '<a href="https://pharia-skill.readthedocs.io/">Pharia Skill SDK</a>. The HTTP API is described '
+            'at <a href="/api-docs">/api-docs</a>.</p></body></html>'
+        )

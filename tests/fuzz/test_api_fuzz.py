@@ -1,0 +1,94 @@
+"""Fuzzes the HTTP API with schemathesis against the engine's own `/openapi.json` (engine-spec §2.10).
+
+Positive and negative cases per operation, bounded by `FUZZ_EXAMPLES` (default 25 per operation and mode)
+and derandomized so a run is repeatable. Every response must be a documented status with its documented
+content type, and never an unexpected 5xx: runtime failures (503) are documented, but nothing generated
+here should cause one, so any 5xx fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
+from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
+
+from tests.support.engine import EngineProcess, engine_with_skills
+
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
+
+
+@pytest.fixture(scope="module")
+def engine(
+    tmp_path_factory: pytest.TempPathFactory, probe_wasm: Path, compiled_cache: Path
+) -> Iterator[EngineProcess]:
+    process = engine_with_skills(
+        tmp_path_factory.mktemp("fuzz"),
+        {"probe": probe_wasm},
+        {"WASMTIME_CACHE_DIR": str(compiled_cache), "PHARIA_AI_FEATURE_SET": "BETA", "SKILL_TIMEOUT": "5s"},
+        namespace="FUZZ",
+    ).start()
+    try:
+        assert httpx.post(
+            f"{process.url}/v1/skills/fuzz/probe/run", json={"mode": "echo"}, timeout=120
+        ).is_success
+        yield process
+    finally:
+        process.stop()
+
+
+def test_openapi_document(engine: EngineProcess) -> None:
+    document = httpx.get(f"{engine.url}/openapi.json").json()
+    assert document["openapi"] == "3.1.0"
+    assert document["info"]["title"] == "pharia-engine"
+    assert document["info"]["version"] == "0.15.0"
+    assert document["info"]["description"].startswith("Pharia Kernel (Beta): ")
+    assert document["components"]["securitySchemes"]["api_token"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert "/v1/skills/{namespace}/{name}/run" in document["paths"]
+    assert "/v1/skills/{namespace}/{name}/metadata" in document["paths"]
+
+
+@pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
+def test_fuzzing_finds_no_unexpected_server_errors(engine: EngineProcess, mode: GenerationMode) -> None:
+    schema = schemathesis.openapi.from_url(f"{engine.url}/openapi.json")
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance]
+    # Point some cases at the skill that exists, so inputs reach the guest and not only "not found".
+    names = st.sampled_from(["fuzz/probe", "fuzz/nope", "other/probe"])
+    tested = 0
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        operation = result.ok()
+
+        @settings(
+            max_examples=EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(generation_mode=mode), target=names)
+        def check(case: Any, target: str) -> None:
+            if case.path_parameters and "name" in case.path_parameters and target != "fuzz/nope":
+                namespace, name = target.split("/")
+                case.path_parameters = {**case.path_parameters, "namespace": namespace, "name": name}
+            response = case.call(base_url=engine.url, timeout=30)
+            case.validate_response(response, checks=checks)
+
+        check()
+        tested += 1
+    assert tested >= 5
+    assert httpx.get(f"{engine.url}/health").text == "ok"
