@@ -3,7 +3,7 @@
 The OpenAPI document follows PhariaEngine's (title `pharia-engine`, version `0.15.0`, bearer scheme
 `api_token`, tags `skills`/`docs`/`tools`) with one deliberate difference: paths carry their leading slash
 (`/v1/skills`, not PhariaEngine's `v1/skills`), so generated clients and fuzzers reach the real routes.
-See docs/decisions/openapi-paths.md.
+See docs/decisions/0004-openapi-paths.md.
 """
 
 from __future__ import annotations
