@@ -27,6 +27,8 @@ log = logging.getLogger("skill_engine.auth")
 
 PERMISSIONS = [{"permission": "KernelAccess"}]
 AUTHENTICATED_PREFIXES = ("/v1/", "/csi", "/cached_skills")
+OWN_AUTH_PREFIXES = ("/v1/documents/",)
+"""The embedded document index's management API checks its own admin token (docs/documents.md)."""
 MISSING_TEXT = "Bearer token expected"
 INVALID_TEXT = "Bearer token invalid"
 MALFORMED_TEXT = "Header of type `authorization` was invalid"
@@ -59,7 +61,7 @@ def token_from_header(header: str | None) -> str | None:
 
 
 def is_authenticated_path(path: str) -> bool:
-    return path.startswith(AUTHENTICATED_PREFIXES) or path in ("/csi", "/cached_skills")
+    return path.startswith(AUTHENTICATED_PREFIXES) and not path.startswith(OWN_AUTH_PREFIXES)
 
 
 class Authenticator:

@@ -214,3 +214,14 @@ def test_unreachable_iam_is_500_and_health_stays_up(
             assert client.get("/health").text == "ok"
     finally:
         process.stop()
+
+
+def test_document_management_routes_keep_their_own_admin_token(
+    client: httpx.Client, iam: tuple[IamServer, str]
+) -> None:
+    server, _ = iam
+    before = len(server.requests)
+    response = client.get("/v1/documents/docs/collection", headers=bearer("good-admin"))
+    assert response.status_code == 403
+    assert response.text.startswith("The document management API is disabled")
+    assert len(server.requests) == before
