@@ -120,7 +120,10 @@ class Engine:
         self.telemetry.metrics.observe_gauges(
             cache_items=lambda: len(self.store.cache.paths()),
             in_flight=lambda: len(in_flight),
-            queued=lambda: sum(1 for invocation in list(in_flight) if not invocation.started),
+            queued=lambda: (
+                self.runtime.admission.waiting
+                + sum(1 for invocation in list(in_flight) if not invocation.started)
+            ),
         )
         self.watcher = NamespaceWatcher(
             settings.effective_namespaces(), self.store, settings.namespace_update_interval

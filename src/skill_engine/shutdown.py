@@ -30,7 +30,7 @@ SHUTDOWN_MESSAGE = "The engine is shutting down."
 
 def schedule(grace: float) -> tuple[float, float]:
     """When to stop remaining invocations and when uvicorn stops waiting for connections (seconds)."""
-    stop_at = max(grace - 2.0, grace * 0.6)
+    stop_at = max(grace - 2.0, grace * 0.5)
     drain = max(grace - 1.0, grace * 0.8)
     return stop_at, drain
 
@@ -80,7 +80,7 @@ def run(app: object, host: str, port: int, runtime: WasmRuntime, grace: float) -
         log_level=logging.getLogger().level,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=drain,
+        timeout_graceful_shutdown=drain,  # type: ignore[arg-type]  # used with wait_for: a float works
     )
     server = GracefulServer(config, runtime, grace)
     server.run()
@@ -91,7 +91,7 @@ def run(app: object, host: str, port: int, runtime: WasmRuntime, grace: float) -
     return 0
 
 
-def _exit_if_threads_stuck(wait: float = 1.0) -> None:
+def _exit_if_threads_stuck(wait: float = 0.3) -> None:
     """A guest blocked inside WASI (a long `sleep`) cannot be interrupted; do not let it hold the exit."""
     deadline = time.monotonic() + wait
     while True:
