@@ -32,6 +32,7 @@ def servers() -> Iterator[dict[str, McpServerProcess]]:
         "alpha": McpServerProcess("streamable", "alpha"),  # answers as SSE streams
         "beta": McpServerProcess("streamable", "beta", json_response=True),
         "gamma": McpServerProcess("sse", "gamma"),  # the older HTTP+SSE transport
+        "secure": McpServerProcess("streamable", "secure", require_token=True),  # 401 without a token
     }
     try:
         for server in started.values():
@@ -83,6 +84,10 @@ def engine(
                 "NATIVE_TOOLS": '["subtract"]',
             },
             "other": {"MCP_SERVERS": quoted(gamma.url)},
+            "secure": {
+                "MCP_SERVERS": quoted(servers["secure"].url),
+                "MCP_FORWARD_TOKEN": quoted(servers["secure"].url),
+            },
             "plain": {},
         },
         {
@@ -95,6 +100,9 @@ def engine(
     )
     process = EngineProcess(workdir, env).start()
     try:
+        # The first call compiles the skills (minutes on a busy machine): do it with a generous timeout.
+        for skill in ("mcp_user", "streamer"):
+            httpx.get(f"{process.url}/v1/skills/tools/{skill}/metadata", timeout=600).raise_for_status()
         yield process
     finally:
         process.stop()
@@ -116,8 +124,8 @@ def invoke(client: httpx.Client, calls: list[dict[str, Any]], namespace: str = "
     return run(client, {"mode": "invoke", "calls": calls}, namespace, **kwargs)
 
 
-def tool_names(client: httpx.Client, namespace: str) -> list[str]:
-    response = client.get(f"/v1/tools/{namespace}")
+def tool_names(client: httpx.Client, namespace: str, **kwargs: Any) -> list[str]:
+    response = client.get(f"/v1/tools/{namespace}", **kwargs)
     assert response.status_code == 200, response.text
     return [t["name"] for t in response.json()]
 
@@ -213,6 +221,21 @@ def test_the_callers_token_reaches_only_servers_marked_for_it(client: httpx.Clie
     # `other` reaches gamma, which is not marked: it never sees the token.
     assert invoke(client, [{"name": "whoami"}], "other", headers=secret) == [
         {"text": "anonymous", "contents": ["anonymous"]}
+    ]
+
+
+def test_a_server_that_wants_the_token_is_listed_and_called_with_it(client: httpx.Client) -> None:
+    secret = {"Authorization": "Bearer secret-2"}
+    assert tool_names(client, "secure") == []  # it answers 401 to anonymous listings
+    expected = sorted([*MCP_TOOLS, "secure_only"])
+    assert tool_names(client, "secure", headers=secret) == expected
+    assert [t["name"] for t in run(client, {"mode": "list"}, "secure", headers=secret)] == expected
+    assert invoke(client, [{"name": "whoami"}, {"name": "secure_only"}], "secure", headers=secret) == [
+        {"text": "Bearer secret-2", "contents": ["Bearer secret-2"]},
+        {"text": "secure", "contents": ["secure"]},
+    ]
+    assert invoke(client, [{"name": "secure_only"}], "secure") == [
+        {"error": "Tool secure_only not found on any server."}
     ]
 
 

@@ -9,6 +9,8 @@
 - `whoami()` answers the `Authorization` header the server received (or `anonymous`);
 - `<label>_only()` answers the label (tells servers apart).
 
+With `--require-token` every HTTP request without an `Authorization` header is answered 401.
+
 `McpServerProcess` runs one as a child process on a fixed loopback port so that a test can restart it.
 """
 
@@ -22,10 +24,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from starlette.responses import PlainTextResponse
 
 from tests.support.servers import free_port
 
@@ -71,25 +76,38 @@ def main() -> None:
     parser.add_argument("--json-response", action="store_true")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--label", default="server")
+    parser.add_argument("--require-token", action="store_true")
     args = parser.parse_args()
     server = build_server(args.label)
     if args.transport == "sse":
-        asyncio.run(server.run_sse_async(host="127.0.0.1", port=args.port))
+        app: Any = server.sse_app()
     else:
-        asyncio.run(
-            server.run_streamable_http_async(
-                host="127.0.0.1", port=args.port, json_response=args.json_response
-            )
-        )
+        app = server.streamable_http_app(json_response=args.json_response)
+    if args.require_token:
+        app = _require_token(app)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+
+
+def _require_token(app: Any) -> Any:
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not any(k == b"authorization" for k, _ in scope["headers"]):
+            await PlainTextResponse("token required", status_code=401)(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return guarded
 
 
 class McpServerProcess:
     """One test MCP server in a child process; `restart()` keeps its port (and URL)."""
 
-    def __init__(self, transport: str, label: str, json_response: bool = False) -> None:
+    def __init__(
+        self, transport: str, label: str, json_response: bool = False, require_token: bool = False
+    ) -> None:
         self.transport = transport
         self.label = label
         self.json_response = json_response
+        self.require_token = require_token
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -112,6 +130,8 @@ class McpServerProcess:
         ]
         if self.json_response:
             command.append("--json-response")
+        if self.require_token:
+            command.append("--require-token")
         self.process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

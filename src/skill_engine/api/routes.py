@@ -201,10 +201,10 @@ class SkillRoutes:
     @handles_errors
     async def list_tools(self, request: Request) -> Response:
         namespace: str = request.path_params["namespace"]
-        bearer_token(request)
+        token = bearer_token(request)
         if not self.csi.tools.knows(namespace):
             return json_response(f"Namespace '{namespace}' not found", 404)
-        tools = self.csi.tools.list_tools(namespace)
+        tools = await self.csi.tools.list_tools_for(namespace, token)
         return json_response(
             [{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in tools]
         )

@@ -134,6 +134,9 @@ class McpConnection:
         self._session: _Session | None = None
         self._lock = asyncio.Lock()
         self.last_used = time.monotonic()
+        # For sessions with a caller's token: that caller's view of the server's tools.
+        self.tools: list[Tool] | None = None
+        self.listed_at = 0.0
 
     def _transport_order(self) -> list[Kind]:
         known = self._kinds.get(self.url)
@@ -352,6 +355,7 @@ class _Listing:
     listed_at: float | None = None  # last successful listing
     attempted_at: float | None = None
     ok: bool = False
+    error: str | None = None  # the last failure, logged once until it changes
 
 
 class McpServers:
@@ -373,6 +377,10 @@ class McpServers:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()
+        # The MCP transports' HTTP client logs every request at INFO: one line per server and refresh.
+        transport_log = logging.getLogger("httpx2")
+        if transport_log.level == logging.NOTSET:
+            transport_log.setLevel(logging.WARNING)
 
     # -- configuration ------------------------------------------------------------------------------
 
@@ -459,13 +467,14 @@ class McpServers:
             tools = await self._connection(url).list_tools()
         except McpFailure as e:
             listing.ok = False
-            log.warning(
-                "listing the tools of MCP server %s failed (keeping %d): %s", url, len(listing.tools), e
-            )
+            level = logging.DEBUG if listing.error == str(e) else logging.WARNING
+            listing.error = str(e)
+            kept = len(listing.tools)
+            log.log(level, "listing the tools of MCP server %s failed (keeping %d): %s", url, kept, e)
             return
         if self._listings.get(url) is listing:
             changed = [t.name for t in tools] != [t.name for t in listing.tools]
-            listing.tools, listing.listed_at, listing.ok = tools, time.monotonic(), True
+            listing.tools, listing.listed_at, listing.ok, listing.error = tools, time.monotonic(), True, None
             if changed:
                 log.info("MCP server %s offers %s", url, ", ".join(t.name for t in tools) or "no tools")
 
@@ -540,6 +549,43 @@ class McpServers:
             for tool in listing.tools if listing else []:
                 found.setdefault(tool.name, (url, tool))
         return found
+
+    async def caller_tools(self, namespace: str, token: str | None) -> dict[str, tuple[str, Tool]]:
+        """Like `tools`, but a server marked for token forwarding whose tools could never be listed
+        without credentials is listed with the caller's token (cached per token for the refresh interval).
+        """
+        forward = self._forward.get(namespace, frozenset())
+        urls = self._servers.get(namespace, [])
+        needs_token = [
+            url
+            for url in urls
+            if token and url in forward and (listing := self._listings.get(url)) and listing.listed_at is None
+        ]
+        if not needs_token or token is None:
+            return self.tools(namespace)
+        lists = await asyncio.gather(*(self._token_listing(u, token) for u in needs_token))
+        listed = dict(zip(needs_token, lists, strict=True))
+        found: dict[str, tuple[str, Tool]] = {}
+        for url in urls:
+            listing = self._listings.get(url)
+            for tool in listed.get(url, listing.tools if listing else []):
+                found.setdefault(tool.name, (url, tool))
+        return found
+
+    async def _token_listing(self, url: str, token: str) -> list[Tool]:
+        connection = self._connection(url, token)
+        if (
+            connection.tools is not None
+            and time.monotonic() - connection.listed_at < self.settings.refresh_interval
+        ):
+            return connection.tools
+        try:
+            connection.tools = await connection.list_tools()
+        except McpFailure as e:
+            log.warning("listing the tools of MCP server %s with the caller's token failed: %s", url, e)
+            return connection.tools or []
+        connection.listed_at = time.monotonic()
+        return connection.tools
 
     async def invoke(self, namespace: str, url: str, request: InvokeRequest, token: str | None) -> ToolResult:
         forward = token if url in self._forward.get(namespace, frozenset()) else None

@@ -97,7 +97,15 @@ class Tools:
         return namespace in self._native or self.mcp.knows(namespace)
 
     def list_tools(self, namespace: str) -> list[Tool]:
-        tools = {name: tool for name, (_url, tool) in self.mcp.tools(namespace).items()}
+        """The tools every caller sees (MCP tools as listed without credentials)."""
+        return self._merge(namespace, self.mcp.tools(namespace))
+
+    async def list_tools_for(self, namespace: str, token: str | None) -> list[Tool]:
+        """The tools as a caller with `token` sees them (servers marked for token forwarding included)."""
+        return self._merge(namespace, await self.mcp.caller_tools(namespace, token))
+
+    def _merge(self, namespace: str, mcp_tools: dict[str, tuple[str, Tool]]) -> list[Tool]:
+        tools = {name: tool for name, (_url, tool) in mcp_tools.items()}
         tools.update((n, NATIVE_TOOLS[n].tool) for n in self._native.get(namespace, []))
         return sorted(tools.values(), key=lambda t: t.name)
 
@@ -112,7 +120,7 @@ class Tools:
         self, namespace: str, requests: Sequence[InvokeRequest], token: str | None = None
     ) -> list[ToolResult]:
         """Runs the requests concurrently; results in request order, failures as error strings."""
-        mcp_tools = self.mcp.tools(namespace)
+        mcp_tools = await self.mcp.caller_tools(namespace, token)
 
         async def one(request: InvokeRequest) -> ToolResult:
             if request.name in self._native.get(namespace, []):

@@ -54,7 +54,6 @@ from skill_engine.csi.types import (
 from skill_engine.runtime.bindings import (
     add_functions,
     call_driver,
-    count_csi,
     current,
     current_or_none,
     field,
@@ -384,8 +383,8 @@ def register(linker: Linker, csi: Csi) -> None:
 
     def list_tools(_store: Any) -> list[Any]:
         invocation = current()
-        count_csi("list-tools")
-        tools = csi.tools.list_tools(invocation.ctx.namespace)
+        ctx = invocation.ctx
+        tools = call_driver("list-tools", csi.tools.list_tools_for(ctx.namespace, ctx.token), 1)
         return [
             record(name=t.name, description=t.description, input_schema=json.dumps(t.input_schema).encode())
             for t in tools
