@@ -239,6 +239,29 @@ def test_a_server_that_wants_the_token_is_listed_and_called_with_it(client: http
     ]
 
 
+def test_mcp_tools_over_csi_http(client: httpx.Client) -> None:
+    """What the SDK's dev tooling (`DevCsi`) calls: the same tools, the same token rules."""
+    body = {
+        "namespace": "secure",
+        "requests": [
+            {"name": "add", "arguments": [{"name": "a", "value": 1}, {"name": "b", "value": 2}]},
+            {"name": "saboteur", "arguments": []},
+            {"name": "whoami", "arguments": []},
+        ],
+    }
+    secret = {"Authorization": "Bearer secret-3"}
+    response = client.post("/csi/v1/invoke_tool", json=body, headers=secret)
+    assert response.status_code == 200, response.text
+    assert response.json() == [
+        [{"type": "text", "text": "3"}],
+        "Error executing tool saboteur: Out of cheese.",
+        [{"type": "text", "text": "Bearer secret-3"}],
+    ]
+    listed = client.post("/csi/v1/list_tools", json={"namespace": "secure"}, headers=secret).json()
+    assert [t["name"] for t in listed] == sorted([*MCP_TOOLS, "secure_only"])
+    assert client.post("/csi/v1/list_tools", json={"namespace": "secure"}).json() == []
+
+
 def test_tool_events_of_mcp_tools_in_a_message_stream(client: httpx.Client) -> None:
     response = client.post("/v1/skills/other/streamer/message-stream", json={"mode": "tool"})
     events = parse_sse(response.content)

@@ -271,10 +271,12 @@ class CsiRoutes:
 
     async def _invoke_tool(self, parsed: tuple[str, list[Any]], ctx: CsiContext, version: int) -> Any:
         namespace, requests = parsed
-        return [js.tool_result_to_json(r) for r in await self.csi.tools.invoke(namespace, requests)]
+        return [
+            js.tool_result_to_json(r) for r in await self.csi.tools.invoke(namespace, requests, ctx.token)
+        ]
 
     async def _list_tools(self, namespace: str, ctx: CsiContext, version: int) -> Any:
-        return [js.tool_to_json(t) for t in self.csi.tools.list_for_http(namespace)]
+        return [js.tool_to_json(t) for t in await self.csi.tools.list_for_http(namespace, ctx.token)]
 
     # -- legacy `POST /csi` ----------------------------------------------------------------------------
 

@@ -109,12 +109,13 @@ class Tools:
         tools.update((n, NATIVE_TOOLS[n].tool) for n in self._native.get(namespace, []))
         return sorted(tools.values(), key=lambda t: t.name)
 
-    def list_for_http(self, namespace: str) -> list[Tool]:
+    async def list_for_http(self, namespace: str, token: str | None = None) -> list[Tool]:
+        """CSI over HTTP names the namespace: an unknown one is an error."""
         if not self.knows(namespace):
             raise CsiError(
                 f'You tried to list the tools for a namespace that does not exist: Namespace("{namespace}")'
             )
-        return self.list_tools(namespace)
+        return await self.list_tools_for(namespace, token)
 
     async def invoke(
         self, namespace: str, requests: Sequence[InvokeRequest], token: str | None = None
