@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from skill_engine.api.cross_cutting import MIN_COMPRESS_SIZE, PermissiveCors, RequestDecompression
 from skill_engine.api.csi_http import CsiRoutes
+from skill_engine.api.deployment import DeploymentRoutes
 from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.routes import SkillRoutes
@@ -95,9 +96,6 @@ class Engine:
             documents=make_documents(settings),
             chunking=Chunking(tokenizers),
         )
-        for name, config in settings.effective_namespaces().items():
-            self.csi.tools.set_native_tools(name, config.native_tools)
-            self.csi.tools.set_mcp_servers(name, config.mcp_servers, config.mcp_forward_token)
         self.runtime = WasmRuntime(
             self.csi,
             timeout=settings.skill_timeout,
@@ -115,7 +113,13 @@ class Engine:
             ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
         )
         self.compiler.on_compiled = self.telemetry.metrics.compiled
-        self.store = SkillStore(self.runtime, self.compiler, self.telemetry)
+        self.store = SkillStore(
+            self.runtime,
+            self.compiler,
+            self.telemetry,
+            cache_bytes=settings.skill_cache_bytes,
+            precompile=settings.precompile_skills,
+        )
         in_flight = self.runtime.in_flight
         self.telemetry.metrics.observe_gauges(
             cache_items=lambda: len(self.store.cache.paths()),
@@ -128,6 +132,12 @@ class Engine:
         self.watcher = NamespaceWatcher(
             settings.effective_namespaces(), self.store, settings.namespace_update_interval
         )
+        # Native tools and MCP servers follow each namespace's description, live (docs/deployment.md).
+        self.watcher.on_native_tools(self.csi.tools.set_native_tools)
+        namespaces = settings.effective_namespaces()
+        self.watcher.on_mcp_servers(
+            lambda name, urls: self.csi.tools.set_mcp_servers(name, urls, namespaces[name].mcp_forward_token)
+        )
         self._watching: asyncio.Task[None] | None = None
         self._mcp_refreshing: asyncio.Task[None] | None = None
         self.authenticator = (
@@ -135,11 +145,15 @@ class Engine:
             if settings.authorization_url is not None
             else None
         )
+        self._revalidating: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.telemetry.metrics.serve(self.settings.metrics_address)
         await self.watcher.run_pass()  # the port opens only after the first pass
         self._watching = asyncio.create_task(self.watcher.run_forever())
+        self._revalidating = asyncio.create_task(
+            self.store.revalidate_forever(self.settings.namespace_update_interval)
+        )
         # Skills see MCP tools from the first request on, unless a server is slower than the connect
         # timeout: then its tools appear when its listing arrives.
         mcp = self.csi.tools.mcp
@@ -148,11 +162,12 @@ class Engine:
 
     async def stop(self) -> None:
         self.runtime.stop_all("The engine is shutting down.")
-        for task in (self._watching, self._mcp_refreshing):
+        for task in (self._watching, self._mcp_refreshing, self._revalidating):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.watcher.aclose()
         await self.csi.aclose()
         self.telemetry.shutdown()
         if self.authenticator is not None:
@@ -168,6 +183,8 @@ async def _empty(request: Request, exc: Exception) -> Response:
 def create_app(settings: Settings) -> Starlette:
     engine = Engine(settings)
     routes = SkillRoutes(engine.store, engine.runtime, engine.csi, engine.telemetry)
+    routes.beta = settings.pharia_ai_feature_set.strip().upper() == "BETA"
+    deployment = DeploymentRoutes(engine.store, engine.watcher)
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
     docs = DocsRoutes(settings.pharia_ai_feature_set)
@@ -193,6 +210,9 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/tools/{namespace}", routes.list_tools, methods=["GET"]),
             *documents.routes(),
             *CsiRoutes(engine.csi).routes(),
+            Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
+            Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
+            Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
         ],
         exception_handlers={404: _empty, 405: _empty},
         middleware=[

@@ -12,7 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ByteSize, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ByteSize,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -111,6 +120,28 @@ class NamespaceConfig(BaseModel):
     mcp_forward_token: list[str] = Field(default_factory=list)
     native_tools: list[str] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _one_shape(self) -> NamespaceConfig:
+        from skill_engine.skills.description import InvalidDescription, parse_native_tools, parse_skills
+
+        if self.config_url is not None:
+            scheme = self.config_url.partition("://")[0] if "://" in self.config_url else self.config_url
+            if scheme.lower() not in ("http", "https", "file"):
+                raise ValueError(f"Unsupported URL scheme: {scheme}")
+        elif self.directory is None and self.skills is None:
+            raise ValueError("a namespace needs `config-url`, `directory` or `skills` (engine-spec §3.3)")
+        if self.directory is None and not self.registry and self.path is None:
+            raise ValueError(
+                "`config-url` and `skills` namespaces need a `registry` or a `path` to load from"
+            )
+        try:
+            if self.config_url is None and self.directory is None and self.skills is not None:
+                parse_skills(self.skills)
+            parse_native_tools(self.native_tools)
+        except InvalidDescription as e:
+            raise ValueError(str(e)) from None
+        return self
+
 
 CONFIG_FILE = Path("config.toml")
 MIN_SKILL_MEMORY = 32 * 1024 * 1024
@@ -188,6 +219,10 @@ class Settings(BaseSettings):
     skill_queue_timeout: Duration = 10.0
     max_concurrent_skills_per_namespace: int | None = Field(default=None, ge=1)
     skill_output_limit: ByteSize = ByteSize(50 * 1024 * 1024)
+    memory_request: ByteSize | None = None
+    memory_limit: ByteSize | None = None
+    precompile_skills: bool = True
+    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
 
     @classmethod
     def settings_customise_sources(
@@ -261,6 +296,12 @@ class Settings(BaseSettings):
         if self.namespaces:
             return self.namespaces
         return {"dev": NamespaceConfig(directory=Path("skills"))}
+
+    @property
+    def skill_cache_bytes(self) -> int:
+        """Component bytes kept loaded: (MEMORY_REQUEST ?? MEMORY_LIMIT ?? 4 GiB) / 4 (engine-spec §1.4)."""
+        memory = self.memory_request or self.memory_limit or 4 * 1024**3
+        return int(memory) // 4
 
     @property
     def host_port(self) -> tuple[str, int]:

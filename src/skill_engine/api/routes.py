@@ -90,6 +90,8 @@ class SkillRoutes:
         self.runtime = runtime
         self.csi = csi
         self.telemetry = telemetry if telemetry is not None else Telemetry()
+        self.beta = False
+        """PHARIA_AI_FEATURE_SET=BETA: `GET /v1/skills?type=chat|programmable` filters."""
 
     async def health(self, request: Request) -> Response:
         return text("ok")
@@ -97,7 +99,11 @@ class SkillRoutes:
     @handles_errors
     async def list_skills(self, request: Request) -> Response:
         bearer_token(request)
-        return json_response(self.store.skill_paths())
+        kind = request.query_params.get("type") if self.beta else None  # stable ignores `?type=`
+        if kind is not None and kind not in ("chat", "programmable"):
+            expected = "expected `chat` or `programmable`"
+            raise HttpError(400, f"Failed to deserialize query string: unknown variant `{kind}`, {expected}")
+        return json_response(self.store.skill_paths(kind))
 
     @handles_errors
     async def run(self, request: Request) -> Response:
@@ -152,7 +158,7 @@ class SkillRoutes:
                 execution = self.telemetry.execution(namespace, name)
                 with execution.span():
                     if isinstance(skill, BuiltinSkill):
-                        await skill.stream(self.csi, ctx, queue.put)
+                        await skill.stream(self.csi, ctx, input, queue.put)
                     elif skill.kind is SkillKind.FUNCTION:
                         raise IsFunction()
                     else:

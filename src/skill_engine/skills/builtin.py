@@ -36,7 +36,7 @@ from skill_engine.streaming import (
 
 Emit = Callable[[StreamItem], Awaitable[None]]
 
-_DEBUG_FINISH_REASON = {
+DEBUG_FINISH_REASON = {
     FinishReason.STOP: "Stop",
     FinishReason.LENGTH: "Length",
     FinishReason.CONTENT_FILTER: "ContentFilter",
@@ -51,29 +51,33 @@ def _dummy() -> ExecutionError:
 @dataclass(frozen=True)
 class BuiltinSkill:
     name: str
-    stream: Callable[[Csi, CsiContext, Emit], Awaitable[None]]
+    stream: Callable[[Csi, CsiContext, bytes, Emit], Awaitable[None]]
+    """Called with the request's input (compact JSON bytes); the hard-coded skills ignore it."""
     run_error: Callable[[], ExecutionError]
     metadata_error: Callable[[], ExecutionError] | None = None
     kind: SkillKind = SkillKind.MESSAGE_STREAM
+    fixed_metadata: SkillMetadata | None = None
 
     def metadata(self) -> SkillMetadata:
+        if self.fixed_metadata is not None:
+            return self.fixed_metadata
         if self.metadata_error is not None:
             raise self.metadata_error()
         return SkillMetadata(None, None, self.kind, None, None)
 
 
-async def _hello(csi: Csi, ctx: CsiContext, emit: Emit) -> None:
+async def _hello(csi: Csi, ctx: CsiContext, input: bytes, emit: Emit) -> None:
     await emit(MessageBegin())
     for letter in "Hello":
         await emit(MessageAppend(letter))
     await emit(MessageEnd(None))
 
 
-async def _saboteur(csi: Csi, ctx: CsiContext, emit: Emit) -> None:
+async def _saboteur(csi: Csi, ctx: CsiContext, input: bytes, emit: Emit) -> None:
     raise UserCodeError("Skill is a saboteur")
 
 
-async def _tell_me_a_joke(csi: Csi, ctx: CsiContext, emit: Emit) -> None:
+async def _tell_me_a_joke(csi: Csi, ctx: CsiContext, input: bytes, emit: Emit) -> None:
     request = ChatRequest(
         "llama-3.1-8b-instruct",
         [Message("user", "Tell me a joke!")],
@@ -87,12 +91,12 @@ async def _tell_me_a_joke(csi: Csi, ctx: CsiContext, emit: Emit) -> None:
             elif isinstance(event, ChatAppend):
                 await emit(MessageAppend(event.content))
             elif isinstance(event, ChatEnd):
-                await emit(MessageEnd(f'"{_DEBUG_FINISH_REASON[event.finish_reason]}"'.encode()))
+                await emit(MessageEnd(f'"{DEBUG_FINISH_REASON[event.finish_reason]}"'.encode()))
     finally:
         stream.close()
 
 
-async def _tool_caller(csi: Csi, ctx: CsiContext, emit: Emit) -> None:
+async def _tool_caller(csi: Csi, ctx: CsiContext, input: bytes, emit: Emit) -> None:
     request = InvokeRequest("add", [ToolArgument("a", b"1"), ToolArgument("b", b"2")])
     await emit(ToolBegin("add"))
     (result,) = await csi.tools.invoke(TEST_BETA, [request])
