@@ -4,7 +4,7 @@ VENV := .venv
 TOOLS := .venv-skill-build
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean test-registry
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,12 @@ lint: $(VENV)/.installed
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-test: $(VENV)/.installed $(TOOLS)/.installed lint typecheck
+# The deployment tests start a real OCI registry: Debian's docker-registry (CI runs as root).
+test-registry:
+	@command -v docker-registry >/dev/null || apt-get install -y -qq docker-registry >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq docker-registry; }
+
+test: $(VENV)/.installed $(TOOLS)/.installed test-registry lint typecheck
 	SKILL_BUILD_ENV=$(CURDIR)/$(TOOLS) $(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed

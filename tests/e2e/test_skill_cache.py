@@ -1,0 +1,88 @@
+"""The in-memory skill cache without precompile: one load for concurrent first calls, byte budget, LRU.
+
+The skills are the same probe component pushed under three names to a plain-HTTP registry (one compile
+for all); the registry's access log counts the downloads. MEMORY_LIMIT=400MiB gives a budget of 100 MiB
+of components (engine-spec §1.4), room for two 48 MB probes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.engine import EngineProcess
+from tests.support.registry import Registry
+
+NAMES = ("first", "second", "third", "crowd")
+
+
+@pytest.fixture(scope="module")
+def setup(
+    tmp_path_factory: pytest.TempPathFactory, probe_wasm: Path, compiled_cache: Path
+) -> Iterator[tuple[EngineProcess, Registry, httpx.Client]]:
+    root = tmp_path_factory.mktemp("skill-cache")
+    registry = Registry(root / "registry").start()
+    engine: EngineProcess | None = None
+    try:
+        for name in NAMES:
+            registry.oras_push(probe_wasm, f"cache/{name}:latest")
+        skills = ", ".join(f'{{"name": "{name}"}}' for name in NAMES)
+        engine = EngineProcess(
+            root / "engine",
+            {
+                "NAMESPACES__CACHE__REGISTRY": f"http://{registry.host}",
+                "NAMESPACES__CACHE__BASE_REPOSITORY": "cache",
+                "NAMESPACES__CACHE__SKILLS": f"[{skills}]",
+                "PRECOMPILE_SKILLS": "false",
+                "MEMORY_LIMIT": "400MiB",
+                "WASMTIME_CACHE_DIR": str(compiled_cache),
+            },
+        ).start()
+        with httpx.Client(base_url=engine.url, timeout=300) as client:
+            yield engine, registry, client
+    finally:
+        if engine is not None:
+            engine.stop()
+        registry.stop()
+
+
+def run(client: httpx.Client, name: str) -> int:
+    return client.post(f"/v1/skills/cache/{name}/run", json={"mode": "echo", "payload": name}).status_code
+
+
+def test_nothing_is_downloaded_before_the_first_call(
+    setup: tuple[EngineProcess, Registry, httpx.Client],
+) -> None:
+    engine, registry, client = setup
+    assert client.get("/v1/skills").json() == [f"cache/{n}" for n in sorted(NAMES)]
+    assert client.get("/cached_skills").json() == []
+    assert all(registry.blob_downloads(f"cache/{name}") == 0 for name in NAMES)
+    assert "precompiling" not in engine.logs()
+
+
+def test_concurrent_first_calls_load_once(setup: tuple[EngineProcess, Registry, httpx.Client]) -> None:
+    _, registry, client = setup
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: run(client, "crowd"), range(8)))
+    assert statuses == [200] * 8
+    assert registry.blob_downloads("cache/crowd") == 1
+    assert run(client, "crowd") == 200
+    assert registry.blob_downloads("cache/crowd") == 1  # cached now
+
+
+def test_least_recently_used_leaves_the_budget_first(
+    setup: tuple[EngineProcess, Registry, httpx.Client],
+) -> None:
+    engine, _, client = setup
+    assert run(client, "first") == 200
+    assert run(client, "second") == 200
+    cached = set(client.get("/cached_skills").json())
+    assert cached == {"cache/first", "cache/second"}  # `crowd` was the least recently used
+    assert run(client, "first") == 200  # now `second` is the least recently used
+    assert run(client, "third") == 200
+    assert set(client.get("/cached_skills").json()) == {"cache/first", "cache/third"}
+    assert "evicted cache/second from the skill cache: least recently used" in engine.logs()
