@@ -1,4 +1,5 @@
-"""The in-memory skill cache without precompile: one load for concurrent first calls, byte budget, LRU.
+"""The in-memory skill cache without precompile: one load for concurrent first calls, byte budget, LRU;
+and pulling from a registry that uses the Bearer token flow.
 
 The skills are the same probe component pushed under three names to a plain-HTTP registry (one compile
 for all); the registry's access log counts the downloads. MEMORY_LIMIT=400MiB gives a budget of 100 MiB
@@ -15,7 +16,9 @@ import httpx
 import pytest
 
 from tests.support.engine import EngineProcess
-from tests.support.registry import Registry
+from tests.support.registry import Registry, make_ca
+from tests.support.servers import ThreadedServer
+from tests.support.token_server import TokenServer
 
 NAMES = ("first", "second", "third", "crowd")
 
@@ -26,10 +29,16 @@ def setup(
 ) -> Iterator[tuple[EngineProcess, Registry, httpx.Client]]:
     root = tmp_path_factory.mktemp("skill-cache")
     registry = Registry(root / "registry").start()
+    tokens = TokenServer(make_ca(root / "ca"), {"bob": "pw"})
+    token_server = ThreadedServer(tokens.app).start()
+    realm = f"{token_server.url}/token"
+    token_registry = Registry(root / "token", users={"bob": "pw"}, token_realm=realm, token_ca=tokens.ca)
+    token_registry.start()
     engine: EngineProcess | None = None
     try:
         for name in NAMES:
             registry.oras_push(probe_wasm, f"cache/{name}:latest")
+        token_registry.oras_push(probe_wasm, "private/probe:v1")
         skills = ", ".join(f'{{"name": "{name}"}}' for name in NAMES)
         engine = EngineProcess(
             root / "engine",
@@ -37,6 +46,11 @@ def setup(
                 "NAMESPACES__CACHE__REGISTRY": f"http://{registry.host}",
                 "NAMESPACES__CACHE__BASE_REPOSITORY": "cache",
                 "NAMESPACES__CACHE__SKILLS": f"[{skills}]",
+                "NAMESPACES__PRIVATE__REGISTRY": f"http://{token_registry.host}",
+                "NAMESPACES__PRIVATE__BASE_REPOSITORY": "private",
+                "NAMESPACES__PRIVATE__REGISTRY_USER": "bob",
+                "NAMESPACES__PRIVATE__REGISTRY_PASSWORD": "pw",
+                "NAMESPACES__PRIVATE__SKILLS": '[{"name": "probe", "tag": "v1"}]',
                 "PRECOMPILE_SKILLS": "false",
                 "MEMORY_LIMIT": "400MiB",
                 "WASMTIME_CACHE_DIR": str(compiled_cache),
@@ -48,6 +62,8 @@ def setup(
         if engine is not None:
             engine.stop()
         registry.stop()
+        token_registry.stop()
+        token_server.stop()
 
 
 def run(client: httpx.Client, name: str) -> int:
@@ -58,7 +74,7 @@ def test_nothing_is_downloaded_before_the_first_call(
     setup: tuple[EngineProcess, Registry, httpx.Client],
 ) -> None:
     engine, registry, client = setup
-    assert client.get("/v1/skills").json() == [f"cache/{n}" for n in sorted(NAMES)]
+    assert client.get("/v1/skills").json() == [*(f"cache/{n}" for n in sorted(NAMES)), "private/probe"]
     assert client.get("/cached_skills").json() == []
     assert all(registry.blob_downloads(f"cache/{name}") == 0 for name in NAMES)
     assert "precompiling" not in engine.logs()
@@ -86,3 +102,11 @@ def test_least_recently_used_leaves_the_budget_first(
     assert run(client, "third") == 200
     assert set(client.get("/cached_skills").json()) == {"cache/first", "cache/third"}
     assert "evicted cache/second from the skill cache: least recently used" in engine.logs()
+
+
+def test_bearer_token_flow(setup: tuple[EngineProcess, Registry, httpx.Client]) -> None:
+    _, _, client = setup
+    response = client.post("/v1/skills/private/probe/run", json={"mode": "echo", "payload": "tokened"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"result": "tokened"}
+    client.delete("/cached_skills/private/probe")  # keep the LRU test's budget to itself

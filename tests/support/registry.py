@@ -24,6 +24,8 @@ from tests.support.servers import free_port
 from tests.support.skills import tool_env
 
 REGISTRY_BINARY = "docker-registry"
+TOKEN_SERVICE = "test-registry"
+TOKEN_ISSUER = "test-token-issuer"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Tls:
     ca: Path
     certificate: Path
     key: Path
+    ca_key: Path
 
 
 def make_ca(directory: Path) -> Tls:
@@ -70,7 +73,7 @@ def make_ca(directory: Path) -> Tls:
         *("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial"),
         *("-out", str(cert), "-days", "2", "-extfile", str(extensions)),
     )
-    return Tls(ca, cert, key)
+    return Tls(ca, cert, key, ca_key)
 
 
 def bcrypt_hash(password: str) -> str:
@@ -94,7 +97,19 @@ def bcrypt_hash(password: str) -> str:
 
 
 class Registry:
-    def __init__(self, workdir: Path, *, tls: Tls | None = None, users: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        tls: Tls | None = None,
+        users: dict[str, str] | None = None,
+        token_realm: str | None = None,
+        token_ca: Tls | None = None,
+    ) -> None:
+        """`users`: htpasswd (Basic) auth. `token_realm` + `token_ca`: Bearer tokens from that realm,
+        signed by the CA's key (see token_server.py); `users` are then only the credentials to push with."""
+        self.token_realm = token_realm
+        self.token_ca = token_ca
         self.workdir = workdir
         self.tls = tls
         self.users = users or {}
@@ -127,7 +142,16 @@ class Registry:
             },
             "http": http,
         }
-        if self.users:
+        if self.token_realm and self.token_ca:
+            config["auth"] = {
+                "token": {
+                    "realm": self.token_realm,
+                    "service": TOKEN_SERVICE,
+                    "issuer": TOKEN_ISSUER,
+                    "rootcertbundle": str(self.token_ca.ca),
+                }
+            }
+        elif self.users:
             htpasswd = self.workdir / "htpasswd"
             htpasswd.write_text("".join(f"{u}:{bcrypt_hash(p)}\n" for u, p in self.users.items()))
             config["auth"] = {"htpasswd": {"realm": "test-registry", "path": str(htpasswd)}}
@@ -209,7 +233,7 @@ class Registry:
         client = oras.client.OrasClient(hostname=self.host, insecure=True)
         if self.users:
             user, password = next(iter(self.users.items()))
-            client.login(username=user, password=password, hostname=self.host, insecure=True)
+            client.auth.set_basic_auth(user, password)
         client.push(
             target=f"{self.host}/{reference}",
             files=[f"{wasm}:application/wasm"],
