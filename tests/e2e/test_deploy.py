@@ -21,6 +21,7 @@ import pytest
 
 from tests.e2e.test_stream import parse_sse
 from tests.support.engine import EngineProcess
+from tests.support.mcp_servers import McpServerProcess
 from tests.support.namespace_server import NamespaceServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.registry import Registry, make_ca
@@ -350,3 +351,26 @@ def test_remote_namespace_file_reactions(deployment: Deployment) -> None:
     remote.answer(200, 'skills = [{ name = "probe" }]\n')
     wait_for(lambda: deployment.run("remote", "probe").status_code == 200)
     assert json.loads(deployment.run("remote", "probe", {"mode": "echo", "payload": 1}).text) == {"result": 1}
+
+
+def test_mcp_servers_in_the_team_file_are_connected_and_dropped_live(deployment: Deployment) -> None:
+    client = deployment.client
+
+    def tools() -> list[str]:
+        return [tool["name"] for tool in client.get("/v1/tools/team").json()]
+
+    server = McpServerProcess("streamable", "live").start()
+    good = deployment.team_file.read_text()
+    try:
+        listed = 'mcp-servers = ["http://127.0.0.1:9/mcp"]'
+        assert listed in good
+        deployment.team_file.write_text(good.replace(listed, f'mcp-servers = ["{server.url}"]'))
+        wait_for(lambda: "live_only" in tools())
+        assert client.get("/v1/mcp_servers/team").json() == [server.url]
+        assert {"add", "subtract", "live_only"} <= set(tools())
+        deployment.team_file.write_text(good)
+        wait_for(lambda: "live_only" not in tools())
+        assert tools() == ["subtract"]
+    finally:
+        deployment.team_file.write_text(good)
+        server.stop()
