@@ -56,6 +56,8 @@ def start(
             "WASMTIME_CACHE_DIR": str(compiled_cache),
             "NAMESPACES__MY_TEAM__NATIVE_TOOLS": '["add", "saboteur"]',
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            # Compile at the first request, as PhariaEngine does: load_skill → download, compile in its trace.
+            "PRECOMPILE_SKILLS": "false",
             **env,
         },
     ).start()
