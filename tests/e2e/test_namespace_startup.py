@@ -32,6 +32,8 @@ def test_port_opens_only_after_the_first_namespace_pass(tmp_path: Path) -> None:
             "NAMESPACES__TEAM__CONFIG_URL": f"{server.url}/namespace.toml",
             "NAMESPACES__TEAM__PATH": str(tmp_path),
             "PHARIA_AI_FEATURE_SET": "beta",
+            "NAMESPACES__TEAM_B__PATH": str(tmp_path),
+            "NAMESPACES__TEAM_B__SKILLS": '[{"name": "a"}]',
         },
     )
     starting = threading.Thread(target=engine.start)
@@ -46,9 +48,10 @@ def test_port_opens_only_after_the_first_namespace_pass(tmp_path: Path) -> None:
             httpx.get(f"{engine.url}/health", timeout=1)
         starting.join(timeout=60)
         client = httpx.Client(base_url=engine.url)
-        assert client.get("/v1/skills").json() == ["team/haiku", "team/pluto"]
+        # Namespace, then name: `team` before `team-b` although "team-b/" < "team/" as strings.
+        assert client.get("/v1/skills").json() == ["team/haiku", "team/pluto", "team-b/a"]
         assert client.get("/v1/skills?type=chat").json() == ["team/pluto"]
-        assert client.get("/v1/skills?type=programmable").json() == ["team/haiku"]
+        assert client.get("/v1/skills?type=programmable").json() == ["team/haiku", "team-b/a"]
         rejected = client.get("/v1/skills?type=other")
         assert rejected.status_code == 400
         assert rejected.text.startswith("Failed to deserialize query string: unknown variant `other`")

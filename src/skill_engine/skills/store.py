@@ -121,13 +121,14 @@ class SkillStore:
         self._errors[namespace] = error
 
     def skill_paths(self, kind: str | None = None) -> list[str]:
-        """Sorted by namespace then name; `kind` is `chat` or `programmable` to filter."""
-        return sorted(
-            skill.path
-            for skills in self._known.values()
-            for skill in skills.values()
+        """Sorted by namespace, then name (not by the joined string: `a-b/x` comes after `a/x`); `kind` is
+        `chat` or `programmable` to filter."""
+        return [
+            f"{namespace}/{name}"
+            for namespace, skills in sorted(self._known.items())
+            for name, skill in sorted(skills.items())
             if kind is None or (kind == "chat") == isinstance(skill, ConfiguredChat)
-        )
+        ]
 
     # -- the cache routes ---------------------------------------------------------------------------
 
