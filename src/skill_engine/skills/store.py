@@ -141,6 +141,14 @@ class SkillStore:
     # -- resolving ----------------------------------------------------------------------------------
 
     async def fetch(self, namespace: str, name: str) -> LoadedSkill | BuiltinSkill:
+        started = time.perf_counter()
+        try:
+            return await self._fetch(namespace, name)
+        finally:
+            elapsed = time.perf_counter() - started
+            self.telemetry.metrics.fetch_duration.labels(namespace, name).observe(elapsed)
+
+    async def _fetch(self, namespace: str, name: str) -> LoadedSkill | BuiltinSkill:
         path = f"{namespace}/{name}"
         cached = self.cache.get(path)
         if cached is not None:
@@ -206,7 +214,7 @@ class SkillStore:
             raise SkillLoadError(f"Skill {description.path}:{tag} not found in registry.")
         pulled_at = time.monotonic()
         with span("compile", {"skill": description.path, "size": len(pulled.wasm)}):
-            artifact = await self.compiler.compiled(pulled.wasm, f"{description.path}:{tag}")
+            artifact = await self.compiler.compiled(pulled.wasm, description.path)  # label: metrics
         return Prepared(artifact, pulled.digest, len(pulled.wasm), pulled_at)
 
     # -- precompile on deploy -----------------------------------------------------------------------
