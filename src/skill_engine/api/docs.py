@@ -160,6 +160,28 @@ def openapi(beta: bool) -> dict[str, Any]:
                 },
             }
         },
+        "/v1/mcp_servers/{namespace}": {
+            "get": {
+                "tags": ["tools"],
+                "operationId": "list_mcp_servers",
+                "summary": "List the MCP servers of a namespace",
+                "security": _SECURITY,
+                "parameters": [{**_NS, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {
+                        "description": "MCP server URLs",
+                        "content": {
+                            "application/json": {"schema": {"type": "array", "items": {"type": "string"}}}
+                        },
+                    },
+                    "404": {
+                        "description": "Namespace not found",
+                        "content": {"application/json": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(*_AUTH_ERRORS),
+                },
+            }
+        },
     }
     if beta:
         paths["/v1/skills/{namespace}/{name}/metadata"] = {

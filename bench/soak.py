@@ -1,0 +1,152 @@
+"""Soak test: a mix of good and hostile requests at about half of the measured capacity, for a long time.
+
+Measures capacity first (closed loop, concurrency 8, echo requests, 10 s), then sends requests open-loop at
+half that rate for `--minutes` (default 10): 90 % well-behaved (`probe` echo), 10 % hostile (busy loop,
+sleep, unbounded allocation, invalid output, stdout flood, recursion, CSI from metadata) under a short
+SKILL_TIMEOUT. Reports errors among the good requests, their p50/p99 latency, the hostile answers by status,
+and the engine's RSS (total and anonymous) at start and end.
+
+    .venv/bin/python -m bench.soak [--minutes 10]
+
+Not part of `make test`; results go to bench/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.engine import engine_with_skills
+from tests.support.skills import build_skill
+from tests.support.traffic import rss_bytes
+
+GOOD = {"mode": "echo", "payload": {"name": "Homer", "n": 42}}
+HOSTILE: list[tuple[str, str, dict[str, Any] | None]] = [
+    ("POST", "probe/run", {"mode": "busy"}),
+    ("POST", "probe/run", {"mode": "sleep", "n": 5}),
+    ("POST", "probe/run", {"mode": "alloc"}),
+    ("POST", "hostile/run", {"mode": "invalid_json"}),
+    ("POST", "hostile/run", {"mode": "stdout", "n": 16}),
+    ("POST", "hostile/run", {"mode": "recurse"}),
+    ("GET", "hostile/metadata", None),
+]
+
+
+async def capacity(url: str, seconds: float = 10.0, concurrency: int = 8) -> float:
+    done = 0
+    deadline = time.monotonic() + seconds
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                response = await client.post("/v1/skills/soak/probe/run", json=GOOD)
+                response.raise_for_status()
+                done += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done / seconds
+
+
+async def soak(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    good_latencies: list[float] = []
+    good_errors: list[str] = []
+    hostile: Counter[str] = Counter()
+    tasks: set[asyncio.Task[None]] = set()
+    rng = random.Random(6)
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def good() -> None:
+            started = time.monotonic()
+            try:
+                response = await client.post("/v1/skills/soak/probe/run", json=GOOD)
+                if response.status_code != 200 or response.json() != {"result": GOOD["payload"]}:
+                    good_errors.append(f"{response.status_code}: {response.text[:120]}")
+            except httpx.HTTPError as e:
+                good_errors.append(repr(e))
+            good_latencies.append(time.monotonic() - started)
+
+        async def bad() -> None:
+            method, path, body = rng.choice(HOSTILE)
+            try:
+                response = await client.request(method, f"/v1/skills/soak/{path}", json=body)
+                hostile[f"{path} {body and body.get('mode')}: {response.status_code}"] += 1
+            except httpx.HTTPError as e:
+                hostile[f"{path}: {type(e).__name__}"] += 1
+
+        started = time.monotonic()
+        sent = 0
+        while (elapsed := time.monotonic() - started) < seconds:
+            target = int(elapsed * rate)
+            while sent < target:
+                task = asyncio.create_task(good() if rng.random() < 0.9 else bad())
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                sent += 1
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*tasks)
+    latencies = sorted(good_latencies)
+    return {
+        "good": len(latencies),
+        "good_errors": good_errors,
+        "p50": statistics.median(latencies),
+        "p99": latencies[int(len(latencies) * 0.99) - 1],
+        "hostile": hostile,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = engine_with_skills(
+            Path(tmp),
+            {"probe": build_skill("probe"), "hostile": build_skill("hostile")},
+            {
+                "SKILL_TIMEOUT": "2s",
+                "SKILL_MEMORY_LIMIT": "128MiB",
+                "WASMTIME_CACHE_DIR": str(Path(tmp) / "c"),
+            },
+            namespace="SOAK",
+        ).start(timeout=600)
+        try:
+            with httpx.Client(base_url=engine.url, timeout=600) as warm:
+                assert warm.post("/v1/skills/soak/probe/run", json=GOOD).status_code == 200
+                assert warm.post("/v1/skills/soak/hostile/run", json={"mode": "ok"}).status_code == 200
+            assert engine.process is not None
+            pid = engine.process.pid
+            measured = asyncio.run(capacity(engine.url))
+            rss_start, anon_start = rss_bytes(pid), rss_bytes(pid, "RssAnon")
+            rate = measured / 2
+            print(f"capacity {measured:.0f} req/s (echo, concurrency 8); soaking at {rate:.0f} req/s")
+            result = asyncio.run(soak(engine.url, rate, args.minutes * 60))
+            time.sleep(3)
+            rss_end, anon_end = rss_bytes(pid), rss_bytes(pid, "RssAnon")
+        finally:
+            engine.stop()
+    mib = 2**20
+    print(f"minutes {args.minutes:g}, good requests {result['good']}, errors {len(result['good_errors'])}")
+    for error in result["good_errors"][:10]:
+        print("  ", error)
+    print(f"good latency p50 {result['p50'] * 1000:.1f} ms, p99 {result['p99'] * 1000:.1f} ms")
+    print(
+        f"RSS start {rss_start / mib:.0f} MiB, end {rss_end / mib:.0f} MiB ({rss_end / rss_start - 1:+.1%})"
+    )
+    print(f"anonymous RSS start {anon_start / mib:.0f} MiB, end {anon_end / mib:.0f} MiB")
+    for key, count in sorted(result["hostile"].items()):
+        print(f"  hostile {key}: {count}")
+
+
+if __name__ == "__main__":
+    main()
