@@ -141,7 +141,9 @@ class Engine:
         self._watching: asyncio.Task[None] | None = None
         self._mcp_refreshing: asyncio.Task[None] | None = None
         self.authenticator = (
-            Authenticator(settings.authorization_url, settings.authorization_cache_ttl)
+            Authenticator(
+                settings.authorization_url, settings.authorization_cache_ttl, settings.authorization_timeout
+            )
             if settings.authorization_url is not None
             else None
         )

@@ -23,6 +23,8 @@ import httpx
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from skill_engine.telemetry.tracing import outbound_headers
+
 log = logging.getLogger("skill_engine.auth")
 
 PERMISSIONS = [{"permission": "KernelAccess"}]
@@ -38,7 +40,7 @@ UNAVAILABLE_TEXT = (
     "        if the problem persists you may want to contact the operators."
 )
 IAM_TIMEOUT = 10.0
-"""PhariaEngine has no timeout towards the IAM; a hung IAM must not hang requests here (⇒ 500)."""
+"""Default of AUTHORIZATION_TIMEOUT. PhariaEngine has none; a hung IAM must not hang requests (⇒ 500)."""
 CACHE_ENTRIES = 10_000
 
 
@@ -115,7 +117,9 @@ class Authenticator:
         self.iam_calls += 1
         try:
             response = await self._client.post(
-                self.url, json={"permissions": PERMISSIONS}, headers={"authorization": f"Bearer {token}"}
+                self.url,
+                json={"permissions": PERMISSIONS},
+                headers=dict(outbound_headers({"authorization": f"Bearer {token}"})),  # + trace headers
             )
         except httpx.HTTPError as e:
             log.warning("authorization service unreachable: %s", type(e).__name__)

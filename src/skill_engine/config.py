@@ -214,6 +214,7 @@ class Settings(BaseSettings):
     wasmtime_cache_size_limit: ByteSize = ByteSize(10 * 1024**3)
     # Security and resilience (docs/security.md)
     authorization_cache_ttl: Duration = 5.0
+    authorization_timeout: Duration = 10.0
     shutdown_grace: Duration = 30.0
     max_queued_skills: int = Field(default=256, ge=0)
     skill_queue_timeout: Duration = 10.0

@@ -225,3 +225,27 @@ def test_document_management_routes_keep_their_own_admin_token(
     assert response.status_code == 403
     assert response.text.startswith("The document management API is disabled")
     assert len(server.requests) == before
+
+
+def test_hanging_iam_is_500_after_the_timeout(
+    tmp_path: Path, probe_wasm: Path, compiled_cache: Path, iam: tuple[IamServer, str]
+) -> None:
+    process = engine_with_skills(
+        tmp_path,
+        {"probe": probe_wasm},
+        {
+            "AUTHORIZATION_URL": iam[1],
+            "AUTHORIZATION_TIMEOUT": "1s",
+            "WASMTIME_CACHE_DIR": str(compiled_cache),
+        },
+    ).start()
+    try:
+        with httpx.Client(base_url=process.url, timeout=30) as client:
+            started = time.monotonic()
+            response = client.get("/v1/skills", headers=bearer("hang-1"))
+            assert response.status_code == 500
+            assert response.text == UNAVAILABLE_TEXT
+            assert 0.9 < time.monotonic() - started < 5
+            assert client.get("/v1/skills", headers=bearer("good-after-hang")).status_code == 200
+    finally:
+        process.stop()

@@ -1,7 +1,8 @@
 """A loopback stand-in for PhariaAI's IAM: answers `POST /check_user` and records exactly what it was sent.
 
 Tokens choose the answer: `good-*` grants `KernelAccess`, `bad-*` answers 401, `noperm-*` grants nothing,
-`broken-*` answers 500, `garbage-*` answers 200 with a body that is not JSON, `slow-*` waits a second first.
+`broken-*` answers 500, `garbage-*` answers 200 with a body that is not JSON, `slow-*` waits a second first,
+`hang-*` never answers.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ class IamServer:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
         if token.startswith("slow-"):
             await asyncio.sleep(1)
+        if token.startswith("hang-"):
+            while not await request.is_disconnected():
+                await asyncio.sleep(0.05)
+            return Response(status_code=499)
         if token.startswith("bad-"):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         if token.startswith("broken-"):
