@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -26,13 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from tests.support.engine import EngineProcess
-from tests.support.servers import ThreadedServer, free_port
+from tests.support.servers import free_port
 from tests.support.skills import build_skill
 
 BODY = {"mode": "echo", "payload": {"name": "Homer", "n": 42}}
@@ -94,59 +91,131 @@ async def drive(url: str, concurrency: int, requests: int) -> Result:
     )
 
 
-def start_native(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    (workdir / "native_app.py").write_text(NATIVE_APP)
+SINK_APP = """
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+
+async def export(request):
+    await request.body()
+    return Response(b"", media_type="application/x-protobuf")
+
+app = Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])
+"""
+
+
+def start_app(
+    workdir: Path, name: str, source: str, path: str, body: bytes
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Serves `source`'s `app` with uvicorn in its own process; returns it and the URL of `path`."""
+    (workdir / f"{name}.py").write_text(source)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "native_app:app", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "uvicorn", f"{name}:app", "--port", str(port), "--log-level", "warning"],
         cwd=workdir,
     )
-    url = f"http://127.0.0.1:{port}/run"
+    url = f"http://127.0.0.1:{port}{path}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            httpx.post(url, json=BODY, timeout=1).raise_for_status()
+            httpx.post(
+                url, content=body, headers={"content-type": "application/json"}, timeout=1
+            ).raise_for_status()
             return process, url
         except httpx.HTTPError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError("native baseline did not start")
+    raise RuntimeError(f"{name} did not start")
 
 
-def start_sink() -> ThreadedServer:
-    """An OTLP/HTTP endpoint that accepts and drops spans (the bench measures the engine, not a collector)."""
+def start_native(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    return start_app(workdir, "native_app", NATIVE_APP, "/run", json.dumps(BODY).encode())
 
-    async def export(request: Request) -> Response:
-        await request.body()
-        return Response(b"", media_type="application/x-protobuf")
 
-    return ThreadedServer(Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])).start()
+def start_sink(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """An OTLP/HTTP endpoint in its own process that drops spans: the bench measures the engine only."""
+    process, url = start_app(workdir, "otlp_sink", SINK_APP, "/v1/traces", b"")
+    return process, url.removesuffix("/v1/traces")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process: unlike latency, barely affected by other load on the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def span_cost(requests: int = 5000) -> dict[str, float]:
+    """CPU µs per request of what tracing adds to an echo `/run` (extract, server span, response header,
+    skill_execution span), measured in-process with process time so other load on the machine barely
+    matters; spans go to a batch processor whose exporter drops them."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+    from opentelemetry.trace import SpanKind, set_span_in_context
+
+    from skill_engine.telemetry.tracing import Tracing
+
+    class Drop(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    results = {}
+    for label, ratio, flags in (("not sampled (ratio 0)", 0.0, "00"), ("sampled", 1.0, "01")):
+        tracing = Tracing.with_exporter(Drop(), ratio)
+        assert tracing.tracer is not None
+        headers = {"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-{flags}"}
+        started = time.process_time()
+        for _ in range(requests):
+            parent = tracing.extract(headers)
+            server = tracing.tracer.start_span("POST /run", context=parent, kind=SpanKind.SERVER)
+            ctx = set_span_in_context(server, parent)
+            tracing.response_headers(ctx)
+            with tracing.tracer.start_as_current_span("skill_execution", context=ctx):
+                pass
+            server.end()
+        tracing.shutdown()  # includes exporting what is left
+        results[label] = (time.process_time() - started) / requests * 1e6
+    return results
 
 
 def compare_tracing(requests: int, skills: Path, workdir: Path, env: dict[str, str]) -> None:
-    sink = start_sink()
+    sink, sink_url = start_sink(workdir)
     modes = {
         "off": {},
-        "on (ratio 1, OTLP/HTTP)": {"OTEL_ENDPOINT": sink.url, "OTEL_SAMPLING_RATIO": "1"},
+        "on, nothing sampled (ratio 0)": {"OTEL_ENDPOINT": sink_url, "OTEL_SAMPLING_RATIO": "0"},
+        "on, all sampled (ratio 1)": {"OTEL_ENDPOINT": sink_url, "OTEL_SAMPLING_RATIO": "1"},
     }
-    rows = []
+    rows: list[tuple[str, int, Result, float]] = []
     try:
         for mode, extra in modes.items():
-            engine = EngineProcess(workdir / mode.split()[0], {**env, **extra}).start()
+            engine = EngineProcess(workdir / str(len(rows)), {**env, **extra}).start()
             url = f"{engine.url}/v1/skills/bench/probe/run"
             try:
                 httpx.post(url, json=BODY, timeout=300).raise_for_status()
+                assert engine.process is not None
                 for concurrency in (1, 16):
-                    rows.append((mode, concurrency, asyncio.run(drive(url, concurrency, requests))))
+                    before = cpu_seconds(engine.process.pid)
+                    try:
+                        result = asyncio.run(drive(url, concurrency, requests))
+                    except httpx.HTTPError:
+                        print(f"tracing {mode}, concurrency {concurrency} failed; engine log:")
+                        print(engine.logs()[-3000:])
+                        raise
+                    cpu_ms = (cpu_seconds(engine.process.pid) - before) * 1000 / (requests + 20)
+                    rows.append((mode, concurrency, result, cpu_ms))
             finally:
                 engine.stop()
     finally:
-        sink.stop()
-    print(f"{requests} requests per cell, echo skill, tracing off vs on (loopback)\n")
-    print("| tracing | concurrency | req/s | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|")
-    for mode, concurrency, r in rows:
-        print(f"| {mode} | {concurrency} | {r.requests_per_second:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |")
+        sink.terminate()
+        sink.wait()
+    for label, micros in span_cost().items():
+        print(f"in-process span cost per request, {label}: {micros:.0f} µs CPU")
+    print(f"\n{requests} requests per cell, echo skill, tracing off vs on (loopback)\n")
+    print("| tracing | concurrency | req/s | p50 ms | p99 ms | engine CPU ms/request |")
+    print("|---|---|---|---|---|---|")
+    for mode, concurrency, r, cpu_ms in rows:
+        print(
+            f"| {mode} | {concurrency} | {r.requests_per_second:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+            f"| {cpu_ms:.2f} |"
+        )
 
 
 def main() -> None:

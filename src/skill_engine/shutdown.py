@@ -81,6 +81,9 @@ def run(app: object, host: str, port: int, runtime: WasmRuntime, grace: float) -
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=drain,  # type: ignore[arg-type]  # used with wait_for: a float works
+        # Longer than the idle timeout of common load balancers (60 s): with uvicorn's 5 s a client that
+        # reuses a connection just as the server closes it gets a reset (seen under load in bench.overhead).
+        timeout_keep_alive=75,
     )
     server = GracefulServer(config, runtime, grace)
     server.run()
