@@ -23,6 +23,7 @@ from skill_engine.api.deployment import DeploymentRoutes
 from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.routes import SkillRoutes
+from skill_engine.api.wit import serve_skill_wit
 from skill_engine.auth import Authenticator, AuthMiddleware
 from skill_engine.config import Settings
 from skill_engine.csi import Csi
@@ -108,6 +109,7 @@ class Engine:
                 settings.max_concurrent_skills_per_namespace,
             ),
             output_limit=int(settings.skill_output_limit),
+            alpha=settings.pharia_ai_feature_set.strip().lower() == "beta",
         )
         self.compiler = Compiler(
             ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
@@ -205,6 +207,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/openapi.json", docs.openapi_json, methods=["GET"]),
             Route("/api-docs", docs.api_docs, methods=["GET"]),
             Route("/health", routes.health, methods=["GET"]),
+            Route("/skill.wit", serve_skill_wit, methods=["GET"]),
             Route("/v1/skills", routes.list_skills, methods=["GET"]),
             Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
             Route("/v1/skills/{namespace}/{name}/metadata", routes.metadata, methods=["GET"]),

@@ -29,6 +29,13 @@ class MessageEnd:
 
 
 @dataclass(frozen=True)
+class Reasoning:
+    """Reasoning text a 0.4+ stream skill wrote into the open message."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ToolBegin:
     name: str
 
@@ -45,7 +52,7 @@ class ToolError:
 
 
 MessageItem = MessageBegin | MessageAppend | MessageEnd
-StreamItem = MessageItem | ToolBegin | ToolEnd | ToolError
+StreamItem = MessageItem | Reasoning | ToolBegin | ToolEnd | ToolError
 
 
 class StreamOrderError(ExecutionError):
@@ -63,6 +70,10 @@ APPEND_WITHOUT_BEGIN = (
 )
 END_WITHOUT_BEGIN = (
     "The skill inserted a message end into the stream, which has not been preceded by a message begin." + _BUG
+)
+REASONING_WITHOUT_BEGIN = (
+    "The skill inserted a reasoning message into the stream, which has not been preceded by a message begin."
+    + _BUG
 )
 
 
@@ -106,6 +117,10 @@ class MessageStream:
                     raise InvalidOutput(str(e)) from None
             self.message_open = False
             return sse("message", {"type": "end", "payload": payload})
+        if isinstance(item, Reasoning):
+            if not self.message_open:
+                raise StreamOrderError(REASONING_WITHOUT_BEGIN)
+            return sse("reasoning", {"type": "reasoning", "text": item.text})
         if isinstance(item, ToolBegin):
             return sse("tool", {"type": "begin", "name": item.name})
         if isinstance(item, ToolEnd):

@@ -5,6 +5,7 @@ Behaviour is chosen by the model name: `slow-<s>` answers after s seconds, `fail
 streams forever. Chat answers `echo: <last message content>`; streams send it word by word as real SSE.
 `tool-call` answers a user message with its content verbatim (so a test can script a tool call the SDK's
 `chat_stream(..., tools=...)` loop parses) and echoes anything else (e.g. the tool result).
+Models in `CANNED` answer chat with reasoning or tool calls (as message and as stream deltas).
 """
 
 from __future__ import annotations
@@ -21,6 +22,29 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.support.servers import delay
+
+_CALL = {"id": "call-9", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}
+CANNED: dict[str, tuple[dict[str, Any], str, list[dict[str, Any]]]] = {
+    # model: (message, finish reason, stream deltas after the role)
+    "thinker": (
+        {"role": "assistant", "content": "<think>pondering</think> The answer"},
+        "stop",
+        [{"content": "<think>I am "}, {"content": "thinking...</think>The ans"}, {"content": "wer"}],
+    ),
+    "reasoner": (
+        {"role": "assistant", "content": "42", "reasoning_content": "deep thoughts"},
+        "stop",
+        [{"reasoning_content": "deep "}, {"reasoning_content": "thoughts"}, {"content": "42"}],
+    ),
+    "tool-caller": (
+        {"role": "assistant", "content": None, "tool_calls": [_CALL]},
+        "tool_calls",
+        [
+            {"tool_calls": [{"index": 0, "id": "call-9", "function": {"name": "weather", "arguments": ""}}]},
+            {"tool_calls": [{"index": 0, "function": {"arguments": '{"city":"Paris"}'}}]},
+        ],
+    ),
+}
 
 
 class OpenAIServer:
@@ -61,6 +85,8 @@ class OpenAIServer:
         failure = self._failure(model)
         if failure is not None:
             return failure
+        if model in CANNED:
+            return self._canned(body)
         content = self.reply(body)
         if body.get("stream"):
             return self._sse(self._chat_chunks(model, content))
@@ -87,6 +113,20 @@ class OpenAIServer:
         if body["model"] == "tool-call" and last["role"] == "user":
             return str(last["content"])
         return f"echo: {last['content']}"
+
+    def _canned(self, body: dict[str, Any]) -> Response:
+        message, finish, deltas = CANNED[body["model"]]
+        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        if not body.get("stream"):
+            choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+            return JSONResponse({"id": "c", "object": "chat.completion", "choices": [choice], "usage": usage})
+
+        async def chunks() -> AsyncIterator[dict[str, Any]]:
+            for delta, reason in [({"role": "assistant"}, None), *((d, None) for d in deltas), ({}, finish)]:
+                yield {"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]}
+            yield {"id": "c", "choices": [], "usage": usage}
+
+        return self._sse(chunks())
 
     def _sse(self, chunks: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
         async def body() -> AsyncIterator[bytes]:

@@ -71,3 +71,69 @@ def _build(module: str, skill_type: str, target: Path) -> Path:
     shutil.move(built, tmp.name)
     os.replace(tmp.name, target)
     return target
+
+
+WIT = ROOT / "tests" / "wit"
+
+
+def build_raw_skill(module: str, wit: Path, world: str, features: str | None = None) -> Path:
+    """`tests/skills/<module>.py` built with plain componentize-py against the WIT package in `wit`.
+
+    For worlds the SDK does not target (0.2, 0.4, 0.5). Cached like `build_skill`, keyed by the source,
+    the WIT text, the world, the features and the tool lock.
+    """
+    source = SOURCES / f"{module}.py"
+    digest = hashlib.sha256(source.read_bytes() + TOOL_LOCK.read_bytes())
+    for path in sorted(wit.glob("*.wit")):
+        digest.update(path.name.encode() + path.read_bytes())
+    digest.update(f"{world}/{features}".encode())
+    target = cache_dir() / f"{module}-{wit.name}-{digest.hexdigest()[:20]}.wasm"
+    if target.exists():
+        return target
+    with (cache_dir() / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if target.exists():
+            return target
+        workdir = Path(tempfile.mkdtemp(dir=cache_dir(), prefix="raw-"))
+        try:
+            shutil.copy(source, workdir / f"{module}.py")
+            command = [str(tool_env() / "bin" / "componentize-py"), "-d", str(wit), "-w", world]
+            if features:
+                command += ["--features", features]
+            command += ["componentize", module, "-o", str(workdir / "out.wasm")]
+            env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+            result = subprocess.run(
+                command, cwd=workdir, env=env, capture_output=True, text=True, timeout=600
+            )
+            if result.returncode != 0:
+                raise RuntimeError(f"building {module} failed:\n{result.stdout}\n{result.stderr}")
+            os.replace(workdir / "out.wasm", target)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return target
+
+
+def unstable_copy(wit: Path, version: str, feature: str) -> Path:
+    """A copy of the WIT package in `wit` at another version with every world and interface gated behind
+    `@unstable(feature = <feature>)`: how PhariaEngine ships 0.5 (the 0.4 text, version bumped, `alpha`)."""
+    old = wit.name.removeprefix("skill@")
+    parts = []
+    for path in sorted(wit.glob("*.wit")):
+        text = path.read_text().replace(f"pharia:skill@{old}.0", f"pharia:skill@{version}")
+        gated = [
+            f"@unstable(feature = {feature})\n{line}" if line.startswith(("world ", "interface ")) else line
+            for line in text.splitlines()
+        ]
+        parts.append((path.name, "\n".join(gated) + "\n"))
+    key = hashlib.sha256("".join(name + text for name, text in parts).encode()).hexdigest()[:12]
+    target = cache_dir() / f"wit-{version}-{key}" / f"skill@{version.rsplit('.', 1)[0]}"
+    if not target.exists():
+        staging = Path(tempfile.mkdtemp(dir=cache_dir()))
+        for name, text in parts:
+            (staging / name).write_text(text)
+        target.parent.mkdir(exist_ok=True)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another run made it first
+    return target

@@ -44,9 +44,56 @@ class TokenUsage:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function call the model asks for (chat "v2", WIT 0.4+); `arguments` is JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Message:
     role: str
     content: str | None
+    # Chat "v2" (WIT 0.4+) only:
+    reasoning_content: str | None = None
+    """In responses; ignored in requests."""
+    tool_calls: list[ToolCall] | None = None
+    """Assistant messages: the calls the model asked for."""
+    tool_call_id: str | None = None
+    """Tool messages: which call this answers."""
+
+
+@dataclass(frozen=True)
+class Function:
+    """A tool the model may call (chat "v2"); `parameters` is a JSON Schema object."""
+
+    name: str
+    description: str | None = None
+    parameters: object = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    kind: Literal["none", "auto", "required", "named"]
+    name: str | None = None
+    """The function to call, for `named`."""
+
+
+@dataclass(frozen=True)
+class JsonSchema:
+    name: str
+    description: str | None = None
+    schema: object = None
+    strict: bool | None = None
+
+
+@dataclass(frozen=True)
+class ResponseFormat:
+    kind: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchema | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +105,12 @@ class ChatParams:
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logprobs: Logprobs = Logprobs()
+    # Chat "v2" (WIT 0.4+) only:
+    tools: list[Function] | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +118,8 @@ class ChatRequest:
     model: str
     messages: list[Message]
     params: ChatParams = ChatParams()
+    v2: bool = False
+    """Chat "v2" (WIT 0.4+): tool calls and reasoning in the answer, no "v1" content validation."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +206,31 @@ class CompletionEnd:
     finish_reason: FinishReason
 
 
+@dataclass(frozen=True)
+class ChatReasoning:
+    """Reasoning text of a streamed answer (chat "v2")."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallChunk:
+    """Part of a streamed tool call (chat "v2"): the call at `index` grows by these fields."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+@dataclass(frozen=True)
+class ChatToolCall:
+    chunks: list[ToolCallChunk]
+
+
 ChatEvent = ChatBegin | ChatAppend | ChatEnd | Usage
+ChatEventV2 = ChatEvent | ChatReasoning | ChatToolCall
+"""What a chat stream yields for a `v2` request."""
 CompletionEvent = CompletionAppend | CompletionEnd | Usage
 
 

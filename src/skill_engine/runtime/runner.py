@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import json
 import logging
-import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,9 +32,9 @@ from skill_engine.errors import (
     SkillLoadError,
     UserCodeError,
 )
-from skill_engine.runtime import bindings, wasmtime_fixes
+from skill_engine.runtime import bindings, wasmtime_fixes, worlds
 from skill_engine.runtime.admission import Admission
-from skill_engine.runtime.bindings import CsiUseOutsideRun, v0_3
+from skill_engine.runtime.bindings import CsiUseOutsideRun, v0_2, v0_3, v0_4
 from skill_engine.runtime.engine import CHECK_TICKS, WasmEngine
 from skill_engine.runtime.invocation import (
     CANCELLED_MESSAGE,
@@ -47,12 +46,10 @@ from skill_engine.runtime.invocation import (
 
 log = logging.getLogger("skill_engine.runtime")
 
-# Highest patch of each WIT line PhariaEngine accepts (engine-spec §4.1); lines we bind are in _BOUND.
-_HIGHEST_PATCH = {(0, 2): 10, (0, 3): 11, (0, 4): 0, (0, 5): 0}
-_BOUND = {(0, 3)}
 _GRACE = 0.1
+_LINK_CHECK_TICKS = 500
+"""Epoch ticks (5 s) a load-time instantiation may take (it runs no export, only start functions)."""
 """Seconds past the deadline before the caller stops waiting for a guest that is blocked in WASI."""
-_EXPORT = re.compile(r"^pharia:skill/(skill-handler|message-stream)@(\d+)\.(\d+)\.(\d+)")
 
 
 class SkillKind(StrEnum):
@@ -84,43 +81,28 @@ class LoadedSkill:
 
     component: Component
     kind: SkillKind
-    version: str
+    version: str | None
+    """Reported by `/metadata` (e.g. "0.3"); None for worlds without a metadata export."""
     run_index: ExportIndex
     metadata_index: ExportIndex | None
 
 
-def inspect_component(engine: wasmtime.Engine, component: Component) -> LoadedSkill:
+def inspect_component(engine: wasmtime.Engine, component: Component, alpha: bool = False) -> LoadedSkill:
     """Finds the skill world and WIT version from the component's exports (engine-spec §4.1)."""
-    for name in component.type.exports(engine):
-        match = _EXPORT.match(name)
-        if match is None:
-            continue
-        interface, major, minor, patch = match.group(1), *map(int, match.group(2, 3, 4))
-        version = f"{major}.{minor}.{patch}"
-        line = (major, minor)
-        if line not in _HIGHEST_PATCH:
-            if (major, minor) > (0, 5):
-                raise SkillLoadError(_too_new(version))
-            raise SkillLoadError(
-                f"Skill version {version} is no longer supported by the Kernel. Try upgrading your SDK."
-            )
-        if patch > _HIGHEST_PATCH[line] or line not in _BOUND:
-            raise SkillLoadError(_too_new(version))
-        export = v0_3.SKILL_HANDLER if interface == "skill-handler" else v0_3.MESSAGE_STREAM
-        interface_index = component.get_export_index(export)
-        run_index = component.get_export_index("run", interface_index)
-        if interface == "skill-handler":
-            metadata_index = component.get_export_index("metadata", interface_index)
-            return LoadedSkill(component, SkillKind.FUNCTION, v0_3.VERSION, run_index, metadata_index)
-        return LoadedSkill(component, SkillKind.MESSAGE_STREAM, v0_3.VERSION, run_index, None)
-    raise SkillLoadError("Web assembly component is not using a supported pharia:skill world.")
-
-
-def _too_new(version: str) -> str:
-    return (
-        f"Skill version {version} is not supported by this Kernel installation yet. Try updating your "
-        "Kernel version or downgrading your SDK."
-    )
+    world = worlds.detect(component.type.exports(engine), alpha)
+    interface_index = component.get_export_index(world.export)
+    run_index = component.get_export_index("run", interface_index)
+    if run_index is None:
+        raise SkillLoadError(worlds.NOT_A_SKILL_WORLD)
+    version = world.line.metadata_version
+    if world.interface == worlds.MESSAGE_STREAM:
+        return LoadedSkill(component, SkillKind.MESSAGE_STREAM, version, run_index, None)
+    metadata_index = None
+    if world.line.has_metadata:
+        metadata_index = component.get_export_index("metadata", interface_index)
+        if metadata_index is None:
+            raise SkillLoadError(worlds.NOT_A_SKILL_WORLD)
+    return LoadedSkill(component, SkillKind.FUNCTION, version, run_index, metadata_index)
 
 
 def _valid_schema(raw: bytes) -> Any:
@@ -144,8 +126,11 @@ class WasmRuntime:
         max_workers: int = 64,
         admission: Admission | None = None,
         output_limit: int = 50 * 1024 * 1024,
+        alpha: bool = False,
     ) -> None:
         self.csi = csi
+        self.alpha = alpha
+        """The `alpha` feature (BETA feature set): serve `pharia:skill@0.5` as 0.4."""
         self.timeout = timeout
         self.memory_limit = memory_limit
         self.admission = admission or Admission(max_workers)
@@ -155,7 +140,11 @@ class WasmRuntime:
         # Built once and never changed: instantiating while a linker is being modified fails.
         self.linker = Linker(self.engine)
         self.linker.add_wasip2()
+        v0_2.register(self.linker, csi)
         v0_3.register(self.linker, csi)
+        v0_4.register(self.linker, csi, v0_4.SEMVER)
+        if alpha:
+            v0_4.register(self.linker, csi, v0_4.SEMVER_ALPHA)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="skill")
         self.in_flight: set[Invocation] = set()
 
@@ -171,7 +160,24 @@ class WasmRuntime:
     def load(self, path: str) -> LoadedSkill:
         """Loads a precompiled artifact (mmap, a few ms) and inspects its world."""
         component = Component.deserialize_file(self.engine, path)
-        return inspect_component(self.engine, component)
+        skill = inspect_component(self.engine, component, self.alpha)
+        self._check_imports(component)
+        return skill
+
+    def _check_imports(self, component: Component) -> None:
+        """Instantiates once without running anything, so a skill importing what the host does not
+        provide (e.g. `wasi:http`) fails to load, not at every invocation (wasmtime-py has no pre-instantiate
+        for components)."""
+        store = wasmtime.Store(self.engine)
+        try:
+            store.set_wasi(wasmtime.WasiConfig())
+            store.set_limits(memory_size=self.memory_limit)
+            store.set_epoch_deadline(_LINK_CHECK_TICKS)
+            self.linker.instantiate(store, component)
+        except wasmtime.WasmtimeError as e:
+            raise SkillLoadError(f"Failed to pre-instantiate the component: {e}") from None
+        finally:
+            store.close()
 
     async def run(self, skill: LoadedSkill, input: bytes, ctx: CsiContext) -> bytes:
         """Runs a function skill; returns the output bytes (not yet checked to be JSON)."""

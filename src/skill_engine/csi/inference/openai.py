@@ -9,22 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import httpx
 
 from skill_engine.csi.errors import OPENAI_NOT_SUPPORTED, CsiError
 from skill_engine.csi.inference import CsiContext, EventStream
+from skill_engine.csi.inference.reasoning import Part, ReasoningExtractor, split_reasoning
 from skill_engine.csi.inference.streams import UpstreamStream
 from skill_engine.csi.types import (
     ChatAppend,
     ChatBegin,
     ChatEnd,
     ChatEvent,
+    ChatEventV2,
     ChatParams,
+    ChatReasoning,
     ChatRequest,
     ChatResponse,
+    ChatToolCall,
     Completion,
     CompletionAppend,
     CompletionEnd,
@@ -38,6 +43,8 @@ from skill_engine.csi.types import (
     Message,
     TextScore,
     TokenUsage,
+    ToolCall,
+    ToolCallChunk,
     Usage,
 )
 from skill_engine.telemetry import genai
@@ -93,6 +100,13 @@ def chat_body(request: ChatRequest) -> dict[str, Any]:
         entry: dict[str, Any] = {"role": role}
         if message.content is not None or role != "assistant":
             entry["content"] = message.content if message.content is not None else ""
+        if role == "assistant" and message.tool_calls:
+            entry["tool_calls"] = [
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                for c in message.tool_calls
+            ]
+        if role == "tool" and message.tool_call_id is not None:
+            entry["tool_call_id"] = message.tool_call_id
         messages.append(entry)
     params: ChatParams = request.params
     body: dict[str, Any] = {"model": request.model, "messages": messages}
@@ -106,7 +120,44 @@ def chat_body(request: ChatRequest) -> dict[str, Any]:
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     body.update(_logprob_options(params.logprobs))
+    body.update(_v2_options(params))
     return body
+
+
+def _present(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _v2_options(params: ChatParams) -> dict[str, Any]:
+    """Tool calling, response format and reasoning effort (chat "v2", WIT 0.4+); absent ones are omitted."""
+    options: dict[str, Any] = {}
+    if params.tools is not None:
+        options["tools"] = [
+            {
+                "type": "function",
+                "function": _present(
+                    name=f.name, description=f.description, parameters=f.parameters, strict=f.strict
+                ),
+            }
+            for f in params.tools
+        ]
+    choice = params.tool_choice
+    if choice is not None:
+        named = {"type": "function", "function": {"name": choice.name}}
+        options["tool_choice"] = named if choice.kind == "named" else choice.kind
+    if params.parallel_tool_calls is not None:
+        options["parallel_tool_calls"] = params.parallel_tool_calls
+    response_format = params.response_format
+    if response_format is not None:
+        options["response_format"] = {"type": response_format.kind}
+        schema = response_format.json_schema
+        if schema is not None:
+            options["response_format"]["json_schema"] = _present(
+                name=schema.name, description=schema.description, schema=schema.schema, strict=schema.strict
+            )
+    if params.reasoning_effort is not None:
+        options["reasoning_effort"] = params.reasoning_effort
+    return options
 
 
 def _token_bytes(entry: dict[str, Any]) -> bytes:
@@ -166,6 +217,92 @@ def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
         logprobs=_chat_logprobs(choice),
         usage=_usage(body),
     )
+
+
+def _reasoning_content(message: dict[str, Any]) -> str | None:
+    """`reasoning_content`, or `reasoning` as some providers (e.g. OpenRouter) call it."""
+    value = message.get("reasoning_content")
+    if value is None:
+        value = message.get("reasoning")
+    return None if value is None else str(value)
+
+
+def _tool_calls(message: dict[str, Any]) -> list[ToolCall] | None:
+    calls = message.get("tool_calls")
+    if not calls:
+        return None
+    result = []
+    for call in calls:
+        function = call.get("function") or {}
+        arguments = function.get("arguments") or ""
+        result.append(ToolCall(str(call.get("id", "")), str(function.get("name", "")), str(arguments)))
+    return result
+
+
+def parse_chat_response_v2(body: dict[str, Any]) -> ChatResponse:
+    """Chat "v2" (WIT 0.4+): tool calls and reasoning are part of the answer; nothing is validated away."""
+    choices = body.get("choices") or []
+    if not choices:
+        raise CsiError("Expected at least one choice in the chat completion response.")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    finish_reason = _finish_reason(choice.get("finish_reason"))
+    content = message.get("content")
+    reasoning = _reasoning_content(message)
+    if reasoning is None:
+        reasoning, content = split_reasoning(content)
+    return ChatResponse(
+        message=Message("assistant", content, reasoning_content=reasoning, tool_calls=_tool_calls(message)),
+        finish_reason=finish_reason,
+        logprobs=_chat_logprobs(choice),
+        usage=_usage(body),
+    )
+
+
+def chat_chunk_events_v2(chunk: dict[str, Any], extractor: ReasoningExtractor) -> list[ChatEventV2]:
+    """One streamed chat chunk as "v2" events: reasoning, tool-call chunks, `<think>` split off content."""
+    usage = chunk.get("usage")
+    if isinstance(usage, dict) and not chunk.get("choices"):
+        return [Usage(_token_usage(usage))]
+    choices = chunk.get("choices") or []
+    if not choices:
+        return []
+    choice = choices[0]
+    delta = choice.get("delta") or {}
+    events: list[ChatEventV2] = []
+    if delta.get("role"):
+        events.append(ChatBegin(str(delta["role"])))
+    reasoning = _reasoning_content(delta)
+    if reasoning:
+        events.append(ChatReasoning(reasoning))
+    if delta.get("content"):
+        events.extend(_content_events(extractor.feed(str(delta["content"])), _chat_logprobs(choice)))
+    elif delta.get("tool_calls"):
+        events.append(
+            ChatToolCall(
+                [
+                    ToolCallChunk(
+                        index=int(call.get("index", 0)),
+                        id=call.get("id"),
+                        name=(call.get("function") or {}).get("name"),
+                        arguments=(call.get("function") or {}).get("arguments"),
+                    )
+                    for call in delta["tool_calls"]
+                ]
+            )
+        )
+    if choice.get("finish_reason"):
+        events.extend(_content_events(extractor.flush(), []))
+        events.append(ChatEnd(_finish_reason(choice["finish_reason"])))
+    if isinstance(usage, dict):
+        events.append(Usage(_token_usage(usage)))
+    return events
+
+
+def _content_events(parts: list[Part], logprobs: list[Distribution]) -> list[ChatEventV2]:
+    return [
+        ChatReasoning(text) if kind == "reasoning" else ChatAppend(text, logprobs) for kind, text in parts
+    ]
 
 
 def chat_chunk_events(chunk: dict[str, Any]) -> list[ChatEvent]:
@@ -333,16 +470,20 @@ class ChatCompletionsBackend:
     async def chat(self, requests: Sequence[ChatRequest], ctx: CsiContext) -> list[ChatResponse]:
         async def one(request: ChatRequest) -> ChatResponse:
             body = await self._post("/chat/completions", chat_body(request), "chat completion", ctx)
-            return parse_chat_response(body)
+            return parse_chat_response_v2(body) if request.v2 else parse_chat_response(body)
 
         return await genai.chat(requests, one, self.provider)
 
     async def chat_stream(self, request: ChatRequest, ctx: CsiContext) -> EventStream[ChatEvent]:
         body = _stream_body(chat_body(request))  # validates roles before anything is sent
         headers = self.headers(ctx)
+        to_events: Callable[[dict[str, Any]], list[Any]] = chat_chunk_events
+        if request.v2:
+            # A v2 stream also yields reasoning and tool-call events (`ChatEventV2`).
+            to_events = partial(chat_chunk_events_v2, extractor=ReasoningExtractor())
         stream = UpstreamStream(
             lambda: self._stream("/chat/completions", body, headers),
-            chat_chunk_events,
+            to_events,
             lambda response: _api_error(response, "chat completion"),
         )
         return genai.traced_stream("chat", request, stream, self.provider)

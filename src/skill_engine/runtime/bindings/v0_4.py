@@ -1,0 +1,244 @@
+"""Bindings for `pharia:skill@0.4.0`, and for `@0.5.0` (the same WIT behind the `alpha` feature).
+
+Differences from 0.3 (engine-spec §4.3): chat is "v2" (messages are a variant of assistant/tool/other,
+native tool calling, response formats, reasoning effort; answers carry reasoning and tool calls and are
+not validated the "v1" way), chat streams add `reasoning` and `tool-call` events and lose logprobs on
+appends, `finish-reason` adds `tool-calls`, there is one `complete` (with `echo`) and no `explain`, and a
+stream skill may write `reasoning` items. Everything else is 0.3's and served by 0.3's host functions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wasmtime.component import Linker, ResourceHost, Variant
+
+from skill_engine.csi import Csi
+from skill_engine.csi.errors import CsiError
+from skill_engine.csi.types import (
+    ChatAppend,
+    ChatBegin,
+    ChatEnd,
+    ChatEventV2,
+    ChatParams,
+    ChatReasoning,
+    ChatRequest,
+    ChatResponse,
+    ChatToolCall,
+    Function,
+    JsonSchema,
+    Message,
+    ResponseFormat,
+    ToolCall,
+    ToolChoice,
+)
+from skill_engine.runtime.bindings import add_functions, call_driver, current, field, record, reuse, v0_3
+from skill_engine.streaming import MessageAppend, MessageBegin, MessageEnd, MessageItem, Reasoning
+
+SEMVER = "0.4.0"
+SEMVER_ALPHA = "0.5.0"
+_SHARED = ("chunking", "document-index", "language", "tool")
+"""Interfaces 0.4 has unchanged from 0.3."""
+
+
+# -- wasm -> domain ---------------------------------------------------------------------------------
+
+
+def _json(raw: bytes | None, what: str) -> object:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CsiError(f"The {what} of the chat request is not valid JSON: {e}") from None
+
+
+def to_tool_calls(calls: list[Any] | None) -> list[ToolCall] | None:
+    if calls is None:
+        return None
+    return [ToolCall(field(c, "id"), field(c, "name"), field(c, "arguments")) for c in calls]
+
+
+def to_message(value: Variant) -> Message:
+    payload = value.payload
+    if value.tag == "assistant":
+        # reasoning-content of input messages is ignored (engine-spec §4.3).
+        calls = to_tool_calls(field(payload, "tool-calls"))
+        return Message("assistant", field(payload, "content"), tool_calls=calls)
+    if value.tag == "tool":
+        return Message("tool", field(payload, "content"), tool_call_id=field(payload, "tool-call-id"))
+    return Message(field(payload, "role"), field(payload, "content"))
+
+
+def to_function(value: Any) -> Function:
+    name = field(value, "name")
+    return Function(
+        name=name,
+        description=field(value, "description"),
+        parameters=_json(field(value, "parameters"), f"parameters of function {name}"),
+        strict=field(value, "strict"),
+    )
+
+
+def to_tool_choice(value: Variant | None) -> ToolChoice | None:
+    if value is None:
+        return None
+    if value.tag == "named":
+        return ToolChoice("named", str(value.payload))
+    kind = value.tag
+    assert kind in ("none", "auto", "required")
+    return ToolChoice(kind)
+
+
+def to_response_format(value: Variant | None) -> ResponseFormat | None:
+    if value is None:
+        return None
+    if value.tag == "json-schema":
+        schema = value.payload
+        name = field(schema, "name")
+        return ResponseFormat(
+            "json_schema",
+            JsonSchema(
+                name=name,
+                description=field(schema, "description"),
+                schema=_json(field(schema, "schema"), f"schema of response format {name}"),
+                strict=field(schema, "strict"),
+            ),
+        )
+    return ResponseFormat("json_object" if value.tag == "json-object" else "text")
+
+
+def to_chat_request(value: Any) -> ChatRequest:
+    params = field(value, "params")
+    tools = field(params, "tools")
+    return ChatRequest(
+        model=field(value, "model"),
+        messages=[to_message(m) for m in field(value, "messages")],
+        params=ChatParams(
+            max_tokens=field(params, "max-tokens"),
+            max_completion_tokens=field(params, "max-completion-tokens"),
+            temperature=field(params, "temperature"),
+            top_p=field(params, "top-p"),
+            frequency_penalty=field(params, "frequency-penalty"),
+            presence_penalty=field(params, "presence-penalty"),
+            logprobs=v0_3.to_logprobs(field(params, "logprobs")),
+            tools=None if tools is None else [to_function(t) for t in tools],
+            tool_choice=to_tool_choice(field(params, "tool-choice")),
+            parallel_tool_calls=field(params, "parallel-tool-calls"),
+            response_format=to_response_format(field(params, "response-format")),
+            reasoning_effort=field(params, "reasoning-effort"),
+        ),
+        v2=True,
+    )
+
+
+def to_message_item(item: Variant) -> MessageItem | Reasoning:
+    """0.4's `message-item` has two string cases, so wasmtime-py hands it over tagged."""
+    if item.tag == "message-begin":
+        return MessageBegin(field(item.payload, "role"))
+    if item.tag == "message-append":
+        return MessageAppend(str(item.payload))
+    if item.tag == "reasoning":
+        return Reasoning(str(item.payload))
+    return MessageEnd(item.payload)
+
+
+# -- domain -> wasm ---------------------------------------------------------------------------------
+
+
+def from_tool_calls(calls: list[ToolCall] | None) -> list[Any] | None:
+    if calls is None:
+        return None
+    return [record(id=c.id, name=c.name, arguments=c.arguments) for c in calls]
+
+
+def from_chat_response(response: ChatResponse) -> Any:
+    message = response.message
+    return record(
+        message=record(
+            content=message.content,
+            reasoning_content=message.reasoning_content,
+            tool_calls=from_tool_calls(message.tool_calls),
+        ),
+        finish_reason=v0_3.from_finish_reason(response.finish_reason),
+        logprobs=v0_3.from_distributions(response.logprobs),
+        usage=v0_3.from_usage(response.usage),
+    )
+
+
+def from_chat_event(event: ChatEventV2 | None) -> Variant | None:
+    if event is None:
+        return None
+    if isinstance(event, ChatBegin):
+        return Variant("message-begin", event.role)
+    if isinstance(event, ChatReasoning):
+        return Variant("reasoning", event.text)
+    if isinstance(event, ChatAppend):
+        return Variant("message-append", record(content=event.content))
+    if isinstance(event, ChatEnd):
+        return Variant("message-end", v0_3.from_finish_reason(event.finish_reason))
+    if isinstance(event, ChatToolCall):
+        chunks = [record(index=c.index, id=c.id, name=c.name, arguments=c.arguments) for c in event.chunks]
+        return Variant("tool-call", chunks)
+    return Variant("usage", v0_3.from_usage(event.usage))
+
+
+# -- registration -----------------------------------------------------------------------------------
+
+
+def register(linker: Linker, csi: Csi, semver: str) -> None:
+    """Defines every import of the 0.4 worlds on `linker`, at `semver` (0.4.0, or 0.5.0 for alpha)."""
+    v3 = reuse.record(v0_3.register, csi)
+    inference = v3.interface("pharia:skill/inference")
+    output = v3.interface("pharia:skill/streaming-output")
+
+    def chat(_store: Any, requests: list[Any]) -> list[Any]:
+        invocation = current()
+        domain = [to_chat_request(r) for r in requests]
+        responses = call_driver("chat", csi.inference.chat(domain, invocation.ctx))
+        return [from_chat_response(r) for r in responses]
+
+    def chat_stream(_store: Any, init: Any) -> ResourceHost:
+        invocation = current()
+        stream = call_driver("chat-stream", csi.inference.chat_stream(to_chat_request(init), invocation.ctx))
+        return ResourceHost.own(invocation.add_resource(stream), v0_3.CHAT_STREAM_TYPE)
+
+    def chat_stream_next(store: Any, self_: Any) -> Variant | None:
+        rep = self_.to_host(store).rep
+        invocation = current()
+        event: ChatEventV2 | None = call_driver("chat-stream.next", invocation.resources[rep].next())
+        return from_chat_event(event)
+
+    def write(store: Any, self_: Any, item: Variant) -> None:
+        self_.to_host(store)
+        current().emit(to_message_item(item))
+
+    def name(interface: str) -> str:
+        return f"pharia:skill/{interface}@{semver}"
+
+    with linker.root() as root:
+        with root.add_instance(name("inference")) as instance:
+            chat_stream_type, drop = inference.resources["chat-stream"]
+            instance.add_resource("chat-stream", chat_stream_type, drop)
+            completion_stream_type, drop = inference.resources["completion-stream"]
+            instance.add_resource("completion-stream", completion_stream_type, drop)
+            reused = inference.functions
+            add_functions(
+                instance,
+                {
+                    "chat": chat,
+                    "complete": reused["complete-v2"],  # 0.4's completion params are 0.3's v2 ones
+                    "[constructor]chat-stream": chat_stream,
+                    "[method]chat-stream.next": chat_stream_next,
+                    "[constructor]completion-stream": reused["[constructor]completion-stream"],
+                    "[method]completion-stream.next": reused["[method]completion-stream.next"],
+                },
+            )
+        for interface in _SHARED:
+            with root.add_instance(name(interface)) as instance:
+                reuse.replay(instance, v3.interface(f"pharia:skill/{interface}"))
+        with root.add_instance(name("streaming-output")) as instance:
+            stream_output_type, drop = output.resources["stream-output"]
+            instance.add_resource("stream-output", stream_output_type, drop)
+            add_functions(instance, {"[method]stream-output.write": write})
