@@ -146,6 +146,17 @@ def test_v0_2_complete_all(client: httpx.Client) -> None:
     assert response.json() == [" completed: a", " completed: b"]
 
 
+def test_v0_2_chunk_and_language(client: httpx.Client) -> None:
+    chunks = run(client, "v02", {"mode": "chunk", "model": "m", "text": "123456"})
+    assert chunks.status_code == 200, chunks.text
+    assert chunks.json() == ["123", "456"]  # the OpenAI backend has no tokenizer: characters
+    german = run(client, "v02", {"mode": "language", "text": "Ich spreche Deutsch nur ein bisschen."})
+    assert german.json() == "deu"
+    french_text = "Parlez-vous français? Non, je ne parle pas français."
+    french = run(client, "v02", {"mode": "language", "text": french_text})
+    assert french.json() is None
+
+
 def test_v0_2_guest_errors(client: httpx.Client) -> None:
     internal = run(client, "v02", {"mode": "internal"})
     assert (internal.status_code, internal.text) == (400, USER_CODE_PREFIX + "the 0.2 skill failed")

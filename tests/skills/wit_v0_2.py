@@ -29,6 +29,11 @@ def _run(input: dict[str, Any]) -> Any:
         params = csi.CompletionParams(8, None, None, None, ["\n"])
         requests = [csi.CompletionRequest(input["model"], prompt, params) for prompt in input["prompts"]]
         return [c.text for c in csi.complete_all(requests)]
+    if mode == "chunk":
+        return csi.chunk(input["text"], csi.ChunkParams(input["model"], 3))
+    if mode == "language":
+        selected = csi.select_language(input["text"], [csi.Language.ENG, csi.Language.DEU])
+        return None if selected is None else selected.name.lower()
     if mode == "internal":
         raise Err(skill_handler.Error_Internal("the 0.2 skill failed"))
     if mode == "invalid-input":
