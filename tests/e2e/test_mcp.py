@@ -18,7 +18,7 @@ from tests.support.mcp_servers import McpServerProcess
 from tests.support.openai_server import OpenAIServer
 from tests.support.skills import build_skill
 
-MCP_TOOLS = ["add", "saboteur", "sleep", "subtract", "whoami"]
+MCP_TOOLS = ["add", "picture", "saboteur", "sleep", "subtract", "whoami"]
 
 
 @pytest.fixture(scope="module")

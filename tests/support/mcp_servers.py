@@ -7,9 +7,11 @@
 - `sleep(seconds)` answers `slept <seconds>` after sleeping;
 - `subtract(a, b)` "Subtract on the MCP server", answering `mcp:<a-b>` (clashes with the native tool);
 - `whoami()` answers the `Authorization` header the server received (or `anonymous`);
-- `<label>_only()` answers the label (tells servers apart).
+- `<label>_only()` answers the label (tells servers apart);
+- `picture()` answers a PNG image (content skills cannot receive).
 
-With `--require-token` every HTTP request without an `Authorization` header is answered 401.
+With `--require-token` every HTTP request without an `Authorization` header is answered 401. `--path`
+serves the transport at another path than `/mcp` (Streamable HTTP) or `/sse` (HTTP+SSE).
 
 `McpServerProcess` runs one as a child process on a fixed loopback port so that a test can restart it.
 """
@@ -30,6 +32,7 @@ import httpx
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.utilities.types import Image
 from starlette.responses import PlainTextResponse
 
 from tests.support.servers import free_port
@@ -63,6 +66,10 @@ def build_server(label: str) -> MCPServer:
         headers = ctx.headers or {}
         return headers.get("authorization", "anonymous")
 
+    @server.tool(description="A tiny picture")
+    def picture() -> Image:
+        return Image(data=b"\x89PNG\r\n\x1a\n", format="png")
+
     def only() -> str:
         return label
 
@@ -77,12 +84,15 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--label", default="server")
     parser.add_argument("--require-token", action="store_true")
+    parser.add_argument("--path")
     args = parser.parse_args()
     server = build_server(args.label)
     if args.transport == "sse":
-        app: Any = server.sse_app()
+        app: Any = server.sse_app(sse_path=args.path or "/sse")
     else:
-        app = server.streamable_http_app(json_response=args.json_response)
+        app = server.streamable_http_app(
+            json_response=args.json_response, streamable_http_path=args.path or "/mcp"
+        )
     if args.require_token:
         app = _require_token(app)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
@@ -102,8 +112,14 @@ class McpServerProcess:
     """One test MCP server in a child process; `restart()` keeps its port (and URL)."""
 
     def __init__(
-        self, transport: str, label: str, json_response: bool = False, require_token: bool = False
+        self,
+        transport: str,
+        label: str,
+        json_response: bool = False,
+        require_token: bool = False,
+        path: str | None = None,
     ) -> None:
+        self.path = path
         self.transport = transport
         self.label = label
         self.json_response = json_response
@@ -113,7 +129,7 @@ class McpServerProcess:
 
     @property
     def url(self) -> str:
-        path = "/sse" if self.transport == "sse" else "/mcp"
+        path = self.path or ("/sse" if self.transport == "sse" else "/mcp")
         return f"http://127.0.0.1:{self.port}{path}"
 
     def start(self, timeout: float = 20) -> McpServerProcess:
@@ -132,6 +148,8 @@ class McpServerProcess:
             command.append("--json-response")
         if self.require_token:
             command.append("--require-token")
+        if self.path:
+            command += ["--path", self.path]
         self.process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

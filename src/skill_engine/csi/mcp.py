@@ -200,6 +200,8 @@ class McpConnection:
         except TimeoutError:
             closing.set()
             owner.cancel()
+            # The cancelled owner still settles `ready`; nobody awaits it any more.
+            ready.add_done_callback(lambda f: None if f.cancelled() else f.exception())
             raise McpFailure(
                 f"no answer within {self.settings.connect_timeout:g} s while connecting"
             ) from None
