@@ -44,6 +44,11 @@ class NamespaceWatcher:
         self.store = store
         self.interval = interval
         self._client = config_client()
+        # httpx logs every request at INFO: a line per namespace file and interval, and per registry call.
+        # Quieted unless a LOG_LEVEL directive names it (e.g. `info,httpx=info`).
+        http_log = logging.getLogger("httpx")
+        if http_log.level == logging.NOTSET:
+            http_log.setLevel(logging.WARNING)
         self.sources: dict[str, Source] = {}
         self.registries: dict[str, Registry | None] = {}
         for name, config in namespaces.items():
