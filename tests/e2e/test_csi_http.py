@@ -149,24 +149,86 @@ def test_chat_v1_and_stream(client: httpx.Client, aleph_alpha: AlephAlphaServer)
     )
 
 
+def events(response: httpx.Response) -> list[tuple[str, Any]]:
+    assert response.headers["content-type"] == "text/event-stream"
+    blocks = [block.split("\n") for block in response.text.strip("\n").split("\n\n")]
+    return [(b[0].removeprefix("event: "), json.loads(b[1].removeprefix("data: "))) for b in blocks]
+
+
 def test_chat_v2_splits_think_tags(client: httpx.Client) -> None:
     (answer,) = csi(client, "chat", [chat_request("thinker")], version="v2").json()
     assert answer["message"] == {
         "role": "assistant",
-        "content": " The answer is 42.",
-        "reasoning_content": "Let me ponder.",
+        "content": " The answer",
+        "reasoning_content": "pondering",
         "tool_call_id": None,
         "tool_calls": None,
     }
-    response = csi(client, "chat_stream", chat_request("thinker"), version="v2")
-    events = [block.split("\n") for block in response.text.strip("\n").split("\n\n")]
-    names = [e[0].removeprefix("event: ") for e in events]
-    payloads = [json.loads(e[1].removeprefix("data: ")) for e in events]
-    reasoning = "".join(p["content"] for n, p in zip(names, payloads, strict=True) if n == "reasoning")
-    content = "".join(p["content"] for n, p in zip(names, payloads, strict=True) if n == "message_append")
-    assert (reasoning, content) == ("Let me ponder.", " The answer is 42.")
-    assert names[0] == "message_begin" and names[-2:] == ["message_end", "usage"]
-    assert all("logprobs" not in p for n, p in zip(names, payloads, strict=True) if n == "message_append")
+    streamed = events(csi(client, "chat_stream", chat_request("thinker"), version="v2"))
+    assert streamed == [
+        ("message_begin", {"role": "assistant"}),
+        ("reasoning", {"content": "I am "}),
+        ("reasoning", {"content": "thinking..."}),
+        ("message_append", {"content": "The ans"}),
+        ("message_append", {"content": "wer"}),
+        ("message_end", {"finish_reason": "stop"}),
+        ("usage", {"usage": {"prompt": 7, "completion": 3}}),
+    ]
+
+
+def test_chat_with_tools(client: httpx.Client, aleph_alpha: AlephAlphaServer) -> None:
+    request = chat_request("tool-caller", "Weather in Paris?")
+    request["params"] |= {
+        "tools": [{"name": "weather", "parameters": {"type": "object"}}],
+        "tool_choice": {"named": "weather"},
+        "response_format": "text",
+    }
+    (answer,) = csi(client, "chat", [request]).json()
+    call = {"id": "call-9", "name": "weather", "arguments": '{"city":"Paris"}'}
+    assert answer["message"] == {
+        "role": "assistant",
+        "content": None,
+        "tool_call_id": None,
+        "tool_calls": [call],
+    }
+    assert answer["finish_reason"] == "tool_calls"
+    sent = aleph_alpha.bodies("/chat/completions")[-1]
+    assert sent["tools"] == [
+        {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    ]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+    assert sent["response_format"] == {"type": "text"}
+    streamed = events(csi(client, "chat_stream", request))
+    assert [name for name, _ in streamed] == [
+        "message_begin",
+        "tool_call",
+        "tool_call",
+        "message_end",
+        "usage",
+    ]
+    assert streamed[1][1] == {
+        "tool_calls": [{"index": 0, "id": "call-9", "name": "weather", "arguments": ""}]
+    }
+    history = {
+        "model": "m",
+        "messages": [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "content": "sunny", "tool_call_id": "call-9"},
+        ],
+        "params": {"logprobs": "no"},
+    }
+    assert csi(client, "chat", [history]).json()[0]["message"]["content"] == "echo: sunny"
+    function = {"name": "weather", "arguments": '{"city":"Paris"}'}
+    assert aleph_alpha.bodies("/chat/completions")[-1]["messages"] == [
+        {"role": "assistant", "tool_calls": [{"id": "call-9", "type": "function", "function": function}]},
+        {"role": "tool", "content": "sunny", "tool_call_id": "call-9"},
+    ]
+    # Without tools in the request, chat v1 treats a tool call as a backend bug (engine-spec §4.3).
+    response = csi(client, "chat", [chat_request("tool-caller")])
+    assert response.status_code == 500
+    assert response.text.startswith(
+        FAILED + "The inference backend returned a tool call, even though no tools"
+    )
 
 
 def test_chat_stream_error_event_and_conversion_errors(client: httpx.Client) -> None:

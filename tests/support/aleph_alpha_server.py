@@ -49,11 +49,6 @@ class AlephAlphaServer(OpenAIServer):
             ]
         )
 
-    def reply(self, body: dict[str, Any]) -> str:
-        if body["model"] == "thinker":  # a reasoning model that puts its thoughts into the content
-            return "<think>Let me ponder.</think> The answer is 42."
-        return super().reply(body)
-
     def _record_get(self, request: Request) -> None:
         self.requests.append({"path": request.url.path, "headers": dict(request.headers), "body": None})
 

@@ -23,14 +23,14 @@ from skill_engine.api import csi_json as js
 from skill_engine.api.http import HttpError, bearer_token, json_response, json_value, text
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
-from skill_engine.csi.inference.reasoning import ReasoningExtractor, split_reasoning
 from skill_engine.csi.types import (
     ChatAppend,
     ChatBegin,
     ChatEnd,
-    ChatEvent,
+    ChatEventV2,
+    ChatReasoning,
     ChatResponse,
+    ChatToolCall,
     CompletionAppend,
     CompletionEnd,
     CompletionEvent,
@@ -64,12 +64,17 @@ class Function:
     """One CSI function: `parse` turns the body into requests (ValueError ⇒ 422, CsiError ⇒ 500),
     `run` calls the driver and returns JSON (or a ready response, for streams)."""
 
-    parse: Callable[[Any], Any]
+    parse: Callable[[Any, int], Any]
+    """(body, version) → requests."""
     run: Callable[[Any, CsiContext, int], Awaitable[Any]]
 
 
-def _batch(parse_one: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:
-    return lambda body: [parse_one(item) for item in js.sequence(body)]
+def _batch(parse_one: Callable[[Any], Any]) -> Callable[[Any, int], list[Any]]:
+    return lambda body, _version: [parse_one(item) for item in js.sequence(body)]
+
+
+def _single(parse: Callable[[Any], Any]) -> Callable[[Any, int], Any]:
+    return lambda body, _version: parse(body)
 
 
 def _sse_response(events: AsyncIterator[bytes]) -> StreamingResponse:
@@ -98,12 +103,13 @@ def legacy_version_error(version: str) -> str:
 class CsiRoutes:
     def __init__(self, csi: Csi) -> None:
         self.csi = csi
-        # Aleph Alpha reasoning models send `<think>` inside the content; chat v2 splits it out (§4.4).
-        self.split_thinking = isinstance(csi.inference, AlephAlphaInference)
         self.functions: dict[str, Function] = {
             "complete": Function(_batch(js.completion_request_from_json), self._complete),
-            "completion_stream": Function(js.completion_request_from_json, self._completion_stream),
-            "chat": Function(_batch(js.chat_request_from_json), self._chat),
+            "completion_stream": Function(_single(js.completion_request_from_json), self._completion_stream),
+            "chat": Function(
+                lambda body, version: [js.chat_request_from_json(r, version) for r in js.sequence(body)],
+                self._chat,
+            ),
             "chat_stream": Function(js.chat_request_from_json, self._chat_stream),
             "explain": Function(_batch(js.explanation_request_from_json), self._explain),
             "chunk": Function(_batch(js.chunk_request_from_json), self._chunk),
@@ -111,12 +117,14 @@ class CsiRoutes:
                 _batch(lambda r: js.chunk_request_from_json(r, offsets=True)), self._chunk_with_offsets
             ),
             "select_language": Function(_batch(js.select_language_from_json), self._select_language),
-            "search": Function(docs_json.search_requests_from_json, self._search),
-            "documents": Function(docs_json.document_paths_from_json, self._documents),
-            "document_metadata": Function(docs_json.document_paths_from_json, self._document_metadata),
-            "invoke_tool": Function(self._parse_invoke, self._invoke_tool),
+            "search": Function(_single(docs_json.search_requests_from_json), self._search),
+            "documents": Function(_single(docs_json.document_paths_from_json), self._documents),
+            "document_metadata": Function(
+                _single(docs_json.document_paths_from_json), self._document_metadata
+            ),
+            "invoke_tool": Function(_single(self._parse_invoke), self._invoke_tool),
             "list_tools": Function(
-                lambda b: js.Fields(b, "struct ListTools").string("namespace"), self._list_tools
+                _single(lambda b: js.Fields(b, "struct ListTools").string("namespace")), self._list_tools
             ),
         }
 
@@ -143,7 +151,7 @@ class CsiRoutes:
         except HttpError as e:
             return text(e.text, e.status)
         try:
-            parsed = function.parse(body)
+            parsed = function.parse(body, version)
         except ValueError as e:
             return text(SHAPE_PREFIX + str(e), 422)
         except CsiError as e:
@@ -162,18 +170,15 @@ class CsiRoutes:
     async def _explain(self, requests: list[Any], ctx: CsiContext, version: int) -> Any:
         return [js.text_scores_to_json(s) for s in await self.csi.inference.explain(requests, ctx)]
 
-    def _message(self, response: ChatResponse, version: int) -> dict[str, Any]:
-        content = response.message.content
-        if version == 1:
-            return {"role": "assistant", "content": content, "tool_call_id": None, "tool_calls": None}
-        reasoning, content = split_reasoning(content) if self.split_thinking else (None, content)
-        return {
-            "role": "assistant",
-            "content": content,
-            "reasoning_content": reasoning,
-            "tool_call_id": None,
-            "tool_calls": None,
-        }
+    @staticmethod
+    def _message(response: ChatResponse, version: int) -> dict[str, Any]:
+        message = response.message
+        rendered: dict[str, Any] = {"role": "assistant", "content": message.content}
+        if version == 2:
+            rendered["reasoning_content"] = message.reasoning_content
+        rendered["tool_call_id"] = None
+        rendered["tool_calls"] = js.tool_calls_to_json(message.tool_calls)
+        return rendered
 
     async def _chat(self, requests: list[Any], ctx: CsiContext, version: int) -> Any:
         responses = await self.csi.inference.chat(requests, ctx)
@@ -192,32 +197,24 @@ class CsiRoutes:
         return _sse_response(self._events(lambda: self.csi.inference.completion_stream(request, ctx), render))
 
     async def _chat_stream(self, request: Any, ctx: CsiContext, version: int) -> Response:
-        extractor = ReasoningExtractor() if version == 2 and self.split_thinking else None
-
-        def parts(text: str) -> list[bytes]:
-            if extractor is None:
-                return [sse("message_append", {"content": text})]
-            return [
-                sse("reasoning" if kind == "reasoning" else "message_append", {"content": part})
-                for kind, part in extractor.feed(text)
-            ]
-
-        def render(event: ChatEvent) -> list[bytes]:
+        def render(event: ChatEventV2) -> list[bytes]:
             if isinstance(event, ChatBegin):
                 return [sse("message_begin", {"role": event.role})]
             if isinstance(event, ChatAppend):
                 if version == 1:
                     logprobs = js.distributions_to_json(event.logprobs)
                     return [sse("message_append", {"content": event.content, "logprobs": logprobs})]
-                return parts(event.content)
+                return [sse("message_append", {"content": event.content})]
+            if isinstance(event, ChatReasoning):
+                return [sse("reasoning", {"content": event.text})] if version == 2 else []
+            if isinstance(event, ChatToolCall):
+                calls = [
+                    {"index": c.index, "id": c.id, "name": c.name, "arguments": c.arguments}
+                    for c in event.chunks
+                ]
+                return [sse("tool_call", {"tool_calls": calls})]
             if isinstance(event, ChatEnd):
-                flushed = []
-                if extractor is not None:
-                    flushed = [
-                        sse("reasoning" if kind == "reasoning" else "message_append", {"content": part})
-                        for kind, part in extractor.flush()
-                    ]
-                return [*flushed, sse("message_end", {"finish_reason": event.finish_reason.value})]
+                return [sse("message_end", {"finish_reason": event.finish_reason.value})]
             return [sse("usage", {"usage": js.usage_to_json(event.usage)})]
 
         return _sse_response(self._events(lambda: self.csi.inference.chat_stream(request, ctx), render))

@@ -23,21 +23,25 @@ from skill_engine.csi.types import (
     CompletionRequest,
     Distribution,
     ExplanationRequest,
+    Function,
     InvokeRequest,
+    JsonSchema,
     Logprob,
     Logprobs,
     Message,
+    ResponseFormat,
     TextScore,
     TokenUsage,
     Tool,
     ToolArgument,
+    ToolCall,
+    ToolChoice,
     ToolResult,
 )
 
 U8 = 2**8 - 1
 U32 = 2**32 - 1
 GRANULARITIES = ("auto", "word", "sentence", "paragraph")
-TOOLS_NOT_SUPPORTED = "Tool calling in chat requests is not supported by Skill Engine's CSI over HTTP yet."
 
 
 class Fields:
@@ -160,42 +164,98 @@ def completion_request_from_json(value: Any, shape: str = "v1") -> CompletionReq
     )
 
 
+def tool_call_from_json(value: Any) -> ToolCall:
+    call = Fields(value, "struct ToolCall")
+    return ToolCall(call.string("id"), call.string("name"), call.string("arguments"))
+
+
 def message_from_json(value: Any) -> Message:
     """A v1/v2 input message; content rules as PhariaEngine's conversion (a `CsiError` is a 500)."""
     message = Fields(value, "struct Message")
     role = message.string("role")
     content = message.optional_string("content")
-    if message.value.get("tool_calls"):
-        raise CsiError(TOOLS_NOT_SUPPORTED)
-    if role == "tool" and content is None:
-        raise CsiError("Tool message must have content")
-    if role not in ("assistant", "tool") and content is None:
+    if role == "assistant":
+        calls = message.value.get("tool_calls")
+        tool_calls = None if calls is None else [tool_call_from_json(c) for c in sequence(calls)]
+        return Message(role, content, tool_calls=tool_calls)
+    if role == "tool":
+        if content is None:
+            raise CsiError("Tool message must have content")
+        return Message(role, content, tool_call_id=message.optional_string("tool_call_id") or "")
+    if content is None:
         raise CsiError("Non-assistant message must have content")
     return Message(role, content)
 
 
-_UNSUPPORTED_CHAT_PARAMS = (
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "response_format",
-    "reasoning_effort",
-)
+def _function(value: Any) -> Function:
+    function = Fields(value, "struct Function")
+    strict = function.value.get("strict")
+    if strict is not None and not isinstance(strict, bool):
+        raise ValueError(f"invalid type: {_kind(strict)}, expected a boolean")
+    return Function(
+        function.string("name"),
+        function.optional_string("description"),
+        function.value.get("parameters"),
+        strict,
+    )
 
 
-def chat_request_from_json(value: Any, full: bool = True) -> ChatRequest:
-    """v1/v2 shape (`full`), or the legacy 0.3 shape with `{role, content}` messages only."""
+def _tool_choice(value: Any) -> ToolChoice | None:
+    if value is None:
+        return None
+    if value in ("none", "auto", "required"):
+        return ToolChoice(value)
+    if isinstance(value, dict) and set(value) == {"named"}:
+        return ToolChoice("named", Fields(value, "named").string("named"))
+    raise ValueError("unknown variant, expected one of `none`, `auto`, `required`, `named`")
+
+
+def _response_format(value: Any) -> ResponseFormat | None:
+    if value is None:
+        return None
+    if value in ("text", "json_object"):
+        return ResponseFormat(value)
+    if isinstance(value, dict) and set(value) == {"json_schema"}:
+        schema = Fields(value["json_schema"], "struct JsonSchema")
+        strict = schema.value.get("strict")
+        return ResponseFormat(
+            "json_schema",
+            JsonSchema(
+                schema.string("name"),
+                schema.optional_string("description"),
+                schema.value.get("schema"),
+                strict if isinstance(strict, bool) else None,
+            ),
+        )
+    raise ValueError("unknown variant, expected one of `text`, `json_object`, `json_schema`")
+
+
+def _reasoning_effort(value: Any) -> Any:
+    if value is None or value in ("low", "medium", "high"):
+        return value
+    raise ValueError("unknown variant, expected one of `low`, `medium`, `high`")
+
+
+def chat_request_from_json(value: Any, version: int = 1, full: bool = True) -> ChatRequest:
+    """v1/v2 shape (`full`), or the legacy 0.3 shape with `{role, content}` messages only.
+
+    v2, and v1 with tools, use the "v2" chat path (tool calls and reasoning in the answer); plain v1 keeps
+    the "v1" validation (content present, no tool calls)."""
     request = Fields(value, "struct ChatRequest")
     params = Fields(request.required("params"), "struct ChatParams")
     if full:
         messages = [message_from_json(m) for m in request.items("messages")]
-        if any(params.value.get(key) is not None for key in _UNSUPPORTED_CHAT_PARAMS):
-            raise CsiError(TOOLS_NOT_SUPPORTED)
+        tools = params.value.get("tools")
+        functions = None if tools is None else [_function(t) for t in sequence(tools)]
     else:
         messages = [
             Message(m.string("role"), m.string("content"))
             for m in (Fields(v, "struct Message") for v in request.items("messages"))
         ]
+        functions = None
+    parallel = params.value.get("parallel_tool_calls") if full else None
+    if parallel is not None and not isinstance(parallel, bool):
+        raise ValueError(f"invalid type: {_kind(parallel)}, expected a boolean")
     return ChatRequest(
         model=request.string("model"),
         messages=messages,
@@ -207,7 +267,13 @@ def chat_request_from_json(value: Any, full: bool = True) -> ChatRequest:
             frequency_penalty=params.optional_float("frequency_penalty"),
             presence_penalty=params.optional_float("presence_penalty"),
             logprobs=logprobs_from_json(params.value.get("logprobs", "no")),
+            tools=functions,
+            tool_choice=_tool_choice(params.value.get("tool_choice")) if full else None,
+            parallel_tool_calls=parallel,
+            response_format=_response_format(params.value.get("response_format")) if full else None,
+            reasoning_effort=_reasoning_effort(params.value.get("reasoning_effort")) if full else None,
         ),
+        v2=full and (version == 2 or functions is not None),
     )
 
 
@@ -255,6 +321,12 @@ def chat_response_to_json(
         body["logprobs"] = distributions_to_json(response.logprobs)
         body["usage"] = usage_to_json(response.usage)
     return body
+
+
+def tool_calls_to_json(calls: list[ToolCall] | None) -> list[dict[str, str]] | None:
+    if calls is None:
+        return None
+    return [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
 
 
 def text_scores_to_json(scores: list[TextScore]) -> list[dict[str, Any]]:
