@@ -91,7 +91,7 @@ def test_namespace_cap_queues_then_rejects_while_other_namespaces_run(engine: En
 def test_global_cap_queue_full_is_429_at_once_and_queued_request_runs_when_a_slot_frees(
     engine: EngineProcess,
 ) -> None:
-    async def scenario() -> tuple[httpx.Response, float, httpx.Response]:
+    async def scenario() -> tuple[httpx.Response, float, httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(base_url=engine.url, timeout=60) as client:
             busy = [
                 asyncio.create_task(_post(client, "mine", {"mode": "sleep", "n": 3})),
@@ -104,11 +104,15 @@ def test_global_cap_queue_full_is_429_at_once_and_queued_request_runs_when_a_slo
             started = time.monotonic()
             full = await _post(client, "other", {"mode": "echo", "payload": 4})
             immediate = time.monotonic() - started
+            stream = await client.post("/v1/skills/other/probe/message-stream", json={})
             served = await queued
             await asyncio.gather(*busy)
-            return full, immediate, served
+            return full, immediate, served, stream
 
-    full, immediate, served = asyncio.run(scenario())
+    full, immediate, served, stream = asyncio.run(scenario())
+    assert stream.status_code == 429  # before the stream opens
+    assert stream.headers["retry-after"] == "1"
+    assert stream.text == full.text
     assert full.status_code == 429
     assert full.headers["retry-after"] == "1"
     assert "all 3 skill execution slots are busy and 1 requests are already waiting" in full.text

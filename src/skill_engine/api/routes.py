@@ -146,6 +146,7 @@ class SkillRoutes:
         name: str = request.path_params["name"]
         token = bearer_token(request)
         input = await json_body(request)
+        self.runtime.admission.check(namespace)  # overload is a 429 before the stream opens
         ctx = CsiContext(namespace, name, token)
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_BUFFER)
         # Set once the skill is fetched; its outcome is counted when the stream ends (render errors too).

@@ -66,6 +66,15 @@ class Admission:
         self.active += 1
         self._by_namespace[namespace] = self._by_namespace.get(namespace, 0) + 1
 
+    def check(self, namespace: str) -> None:
+        """Raises Overloaded if a request for `namespace` would be turned away at once (queue full).
+
+        For message streams, which must answer 429 before the stream opens; waiting happens later.
+        """
+        if not self._can_run(namespace) and len(self._waiting) >= self.queue_length:
+            self.rejected += 1
+            raise Overloaded(self._why(namespace, queued=False))
+
     async def acquire(self, namespace: str) -> None:
         """Returns once the invocation may run; raises Overloaded when queue or waiting time is exhausted."""
         # Waiters still queued are all blocked (release grants every runnable one), so this is fair.
