@@ -108,6 +108,7 @@ async def soak(url: str, rate: float, seconds: float) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--cache-dir", type=Path, help="compiled-skill cache to reuse (default: a fresh one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         engine = engine_with_skills(
@@ -116,7 +117,7 @@ def main() -> None:
             {
                 "SKILL_TIMEOUT": "2s",
                 "SKILL_MEMORY_LIMIT": "128MiB",
-                "WASMTIME_CACHE_DIR": str(Path(tmp) / "c"),
+                "WASMTIME_CACHE_DIR": str(args.cache_dir or Path(tmp) / "c"),
             },
             namespace="SOAK",
         ).start(timeout=600)
