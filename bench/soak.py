@@ -58,43 +58,61 @@ async def capacity(url: str, seconds: float = 10.0, concurrency: int = 8) -> flo
 
 
 async def soak(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    """Tickets at `rate` per second go to bounded worker pools (good: 32, hostile: 16), so the client never
+    piles up thousands of pending requests; tickets no worker could take within a second count as
+    `client_lag` (the client, not the engine, was the bottleneck)."""
     good_latencies: list[float] = []
     good_errors: list[str] = []
     hostile: Counter[str] = Counter()
-    tasks: set[asyncio.Task[None]] = set()
     rng = random.Random(6)
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
+    good_tickets: asyncio.Queue[float] = asyncio.Queue()
+    bad_tickets: asyncio.Queue[float] = asyncio.Queue()
+    lag = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
 
-        async def good() -> None:
-            started = time.monotonic()
-            try:
-                response = await client.post("/v1/skills/soak/probe/run", json=GOOD)
-                if response.status_code != 200 or response.json() != {"result": GOOD["payload"]}:
-                    good_errors.append(f"{response.status_code}: {response.text[:120]}")
-            except httpx.HTTPError as e:
-                good_errors.append(repr(e))
-            good_latencies.append(time.monotonic() - started)
+        async def good_worker() -> None:
+            nonlocal lag
+            while (ticket := await good_tickets.get()) >= 0:
+                if time.monotonic() - ticket > 1.0:
+                    lag += 1
+                    continue
+                started = time.monotonic()
+                try:
+                    response = await client.post("/v1/skills/soak/probe/run", json=GOOD)
+                    if response.status_code != 200 or response.json() != {"result": GOOD["payload"]}:
+                        good_errors.append(f"{response.status_code}: {response.text[:120]}")
+                except httpx.HTTPError as e:
+                    good_errors.append(repr(e))
+                good_latencies.append(time.monotonic() - started)
 
-        async def bad() -> None:
-            method, path, body = rng.choice(HOSTILE)
-            try:
-                response = await client.request(method, f"/v1/skills/soak/{path}", json=body)
-                hostile[f"{path} {body and body.get('mode')}: {response.status_code}"] += 1
-            except httpx.HTTPError as e:
-                hostile[f"{path}: {type(e).__name__}"] += 1
+        async def bad_worker() -> None:
+            nonlocal lag
+            while (ticket := await bad_tickets.get()) >= 0:
+                if time.monotonic() - ticket > 1.0:
+                    lag += 1
+                    continue
+                method, path, body = rng.choice(HOSTILE)
+                try:
+                    response = await client.request(method, f"/v1/skills/soak/{path}", json=body)
+                    hostile[f"{path} {body and body.get('mode')}: {response.status_code}"] += 1
+                except httpx.HTTPError as e:
+                    hostile[f"{path}: {type(e).__name__}"] += 1
 
+        workers = [asyncio.create_task(good_worker()) for _ in range(32)]
+        workers += [asyncio.create_task(bad_worker()) for _ in range(16)]
         started = time.monotonic()
         sent = 0
         while (elapsed := time.monotonic() - started) < seconds:
-            target = int(elapsed * rate)
-            while sent < target:
-                task = asyncio.create_task(good() if rng.random() < 0.9 else bad())
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+            while sent < int(elapsed * rate):
+                (good_tickets if rng.random() < 0.9 else bad_tickets).put_nowait(time.monotonic())
                 sent += 1
             await asyncio.sleep(0.01)
-        await asyncio.gather(*tasks)
+        for _ in range(32):
+            good_tickets.put_nowait(-1)
+        for _ in range(16):
+            bad_tickets.put_nowait(-1)
+        await asyncio.gather(*workers)
     latencies = sorted(good_latencies)
     return {
         "good": len(latencies),
@@ -102,6 +120,7 @@ async def soak(url: str, rate: float, seconds: float) -> dict[str, Any]:
         "p50": statistics.median(latencies),
         "p99": latencies[int(len(latencies) * 0.99) - 1],
         "hostile": hostile,
+        "client_lag": lag,
     }
 
 
@@ -140,6 +159,7 @@ def main() -> None:
     print(f"minutes {args.minutes:g}, good requests {result['good']}, errors {len(result['good_errors'])}")
     for error in result["good_errors"][:10]:
         print("  ", error)
+    print(f"tickets dropped because the client lagged: {result['client_lag']}")
     print(f"good latency p50 {result['p50'] * 1000:.1f} ms, p99 {result['p99'] * 1000:.1f} ms")
     print(
         f"RSS start {rss_start / mib:.0f} MiB, end {rss_end / mib:.0f} MiB ({rss_end / rss_start - 1:+.1%})"
