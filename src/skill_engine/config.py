@@ -7,6 +7,7 @@ levels (`NAMESPACES__MY_TEAM__DIRECTORY` ⇒ `namespaces.my-team.directory`). Un
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -205,7 +206,7 @@ class Settings(BaseSettings):
     otel_gen_ai_content_capture: bool = False
     skill_timeout: Duration = 600.0
     skill_memory_limit: ByteSize = ByteSize(512 * 1024 * 1024)
-    max_concurrent_skills: int = Field(default=64, ge=1)
+    max_concurrent_skills: int = Field(default_factory=lambda: default_concurrency(), ge=1)
     # MCP (docs/mcp.md): how often tool lists are refreshed, and the bounds of every MCP call and connect.
     mcp_refresh_interval: Duration = 60.0
     mcp_call_timeout: Duration = 60.0
@@ -308,6 +309,33 @@ class Settings(BaseSettings):
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.kernel_address.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+CONCURRENCY_MEMORY = 256 * 1024 * 1024
+"""Memory budgeted per concurrent invocation for the default cap (a Python skill uses 20–60 MiB)."""
+
+
+def memory_available() -> int | None:
+    """The container's memory limit (cgroup v2/v1) or the machine's physical memory, in bytes."""
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:
+            return int(text)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+
+
+def default_concurrency() -> int:
+    """MAX_CONCURRENT_SKILLS when unset: 256 MiB of memory per invocation, between 4 and 64."""
+    memory = memory_available()
+    if memory is None:
+        return 64
+    return max(4, min(64, memory // CONCURRENCY_MEMORY))
 
 
 class ConfigError(Exception):
