@@ -290,14 +290,13 @@ def test_a_slow_client_slows_the_skill_instead_of_growing_memory(engine: EngineP
         ) as response,
     ):
         chunks = response.iter_raw()
-        received = next(chunks)
+        received = [next(chunks)]
         before = rss_bytes(engine.process.pid)
         time.sleep(3)  # an unbounded buffer would now hold most of the skill's output
         grown = rss_bytes(engine.process.pid) - before
-        for chunk in chunks:
-            received += chunk
+        received.extend(chunks)
     assert grown < 32 * 1024 * 1024, f"the engine buffered {grown} bytes for a client that did not read"
-    events = parse_sse(received)
+    events = parse_sse(b"".join(received))
     assert len(events) == blocks + 2
     assert events[-1] == ("message", {"type": "end", "payload": None})
     assert all(event == ("message", {"type": "append", "text": "x" * 65536}) for event in events[1:-1])
