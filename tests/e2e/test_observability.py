@@ -18,6 +18,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.aleph_alpha_server import AlephAlphaServer
 from tests.support.engine import EngineProcess, engine_with_skills, run_engine_once
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -430,3 +431,67 @@ def test_invalid_sampling_ratio_fails_start_up(tmp_path: Path) -> None:
     result = run_engine_once(tmp_path, {"OTEL_SAMPLING_RATIO": "1.1", "OTEL_ENDPOINT": "http://127.0.0.1:9"})
     assert result.returncode != 0
     assert "otel_sampling_ratio must be between 0.0 and 1.0 inclusive" in result.stderr
+
+
+# -- Aleph Alpha continues the trace (engine-spec §4.4) ----------------------------------------------
+
+
+def test_aleph_alpha_calls_carry_the_trace_context(
+    tmp_path: Path,
+    probe_wasm: Path,
+    compiled_cache: Path,
+    openai: tuple[OpenAIServer, str],
+    aleph_alpha: AlephAlphaServer,
+    receiver: OtlpReceiver,
+) -> None:
+    process = start(
+        tmp_path,
+        {"probe": probe_wasm},
+        openai[1],
+        compiled_cache,
+        INFERENCE_URL=aleph_alpha.url,
+        OTEL_ENDPOINT=receiver.url,
+        OTEL_SAMPLING_RATIO="0",
+    )
+    try:
+        url = f"{process.url}/v1/skills/my-team/probe/run"
+        auth = {"authorization": "Bearer user-token"}
+        header, trace_id, _ = traceparent()
+        response = httpx.post(
+            url,
+            json={"mode": "complete", "text": "traced prompt"},
+            headers={**auth, "traceparent": header},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        completion = only(receiver.wait_for_trace(trace_id, {"text_completion"}), "text_completion")
+        assert completion.attributes["gen_ai.provider.name"] == "aleph_alpha"
+        assert completion.attributes["gen_ai.operation.name"] == "text_completion"
+        sent = [r for r in aleph_alpha.requests if r["path"] == "/complete"]
+        assert sent[-1]["headers"]["traceparent"] == f"00-{trace_id}-{completion.span_id}-01"
+
+        header, trace_id, _ = traceparent()
+        response = httpx.post(
+            url,
+            json={"mode": "chat", "text": "traced chat"},
+            headers={**auth, "traceparent": header},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        chat = only(receiver.wait_for_trace(trace_id, {"chat"}), "chat")
+        chats = [r for r in aleph_alpha.requests if r["path"].endswith("/chat/completions")]
+        assert chats[-1]["headers"]["traceparent"] == f"00-{trace_id}-{chat.span_id}-01"
+
+        # An unsampled caller: the backend still learns the trace id, flagged not sampled.
+        header, trace_id, _ = traceparent(sampled=False)
+        httpx.post(
+            url,
+            json={"mode": "complete", "text": "quiet"},
+            headers={**auth, "traceparent": header},
+            timeout=120,
+        )
+        sent = [r for r in aleph_alpha.requests if r["path"] == "/complete"]
+        assert sent[-1]["headers"]["traceparent"].startswith(f"00-{trace_id}-")
+        assert sent[-1]["headers"]["traceparent"].endswith("-00")
+    finally:
+        process.stop()
