@@ -199,6 +199,13 @@ def test_csi_requests_and_tokens_count_batch_size(client: httpx.Client, engine: 
     outputs = [sample(s, tokens, **skill, type="output") or 0 for s in (before, after)]
     assert (inputs[1] - inputs[0], outputs[1] - outputs[0]) == (21, 9)
 
+    # CSI over HTTP (the SDK's dev tooling) is counted the same way.
+    params = {"model": "no-tokenizer", "max_tokens": 3, "overlap": 0}
+    chunks = [{"text": "123456", "params": params, "character_offsets": True}] * 2
+    assert client.post("/csi/v1/chunk_with_offsets", json=chunks).status_code == 200
+    counted = sample(scrape(engine), "kernel_csi_requests_total", function="chunk") or 0
+    assert counted - (sample(after, "kernel_csi_requests_total", function="chunk") or 0) == 2
+
 
 # -- traces -----------------------------------------------------------------------------------------
 

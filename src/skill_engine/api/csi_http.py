@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from skill_engine import telemetry
 from skill_engine.api import csi_documents as docs_json
 from skill_engine.api import csi_json as js
 from skill_engine.api.http import HttpError, bearer_token, json_response, json_value, text
@@ -156,6 +157,7 @@ class CsiRoutes:
             return text(SHAPE_PREFIX + str(e), 422)
         except CsiError as e:
             return text(FAILED_PREFIX + str(e), 500)
+        _count(request.path_params["function"], parsed)
         try:
             result = await function.run(parsed, CsiContext("", CALLER, token), version)
         except CsiError as e:
@@ -303,12 +305,19 @@ class CsiRoutes:
             parsed = legacy.parse(body)
         except (ValueError, CsiError):
             return json_response(unsupported_function(name), 400)
+        _count(name, parsed)
         try:
             result = await legacy.run(self, parsed, CsiContext("", CALLER, token))
         except CsiError as e:
             message = EXPLAIN_PREFIX + str(e) if name == "explain" else str(e)
             return json_response(message, 500)
         return json_response(result)
+
+
+def _count(function: str, parsed: Any) -> None:
+    """`kernel_csi_requests_total`, as for skills' calls: a batch counts as its size."""
+    requests = parsed[1] if isinstance(parsed, tuple) else parsed  # invoke_tool: (namespace, requests)
+    telemetry.current().metrics.csi_request(function, len(requests) if isinstance(requests, list) else 1)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ CSI_FUNCTIONS = {
     "chat-v2": "chat",
     "complete": "complete",
     "complete-v2": "complete",
+    "complete-all": "complete",
     "chat-stream": "chat_stream",
     "chat-stream-v2": "chat_stream",
     "completion-stream": "completion_stream",
@@ -128,6 +129,8 @@ class Metrics:
         self.queued.set_function(_safe(queued))
 
     def csi_request(self, function: str, count: int = 1) -> None:
+        """Counts `count` requests of a CSI function (WIT `chunk-with-offsets`, HTTP `chunk_with_offsets`)."""
+        function = function.replace("_", "-")
         label = CSI_FUNCTIONS.get(function, function.replace("-", "_"))
         self.csi_requests.labels(label).inc(count)
 
