@@ -23,6 +23,7 @@ import httpx
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from skill_engine import telemetry
 from skill_engine.telemetry.tracing import outbound_headers
 
 log = logging.getLogger("skill_engine.auth")
@@ -158,7 +159,8 @@ class AuthMiddleware:
             if self.authenticator is not None:
                 if token is None:
                     raise AuthError(401, MISSING_TEXT)
-                await self.authenticator.check(token)
+                with telemetry.span("check_permissions"):  # engine-spec §6.1
+                    await self.authenticator.check(token)
         except AuthError as e:
             await _text(send, e.status, e.text)
             return

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.aleph_alpha_server import AlephAlphaServer
 from tests.support.engine import EngineProcess, engine_with_skills, run_engine_once
+from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.support.servers import ThreadedServer
@@ -502,3 +503,39 @@ def test_aleph_alpha_calls_carry_the_trace_context(
         assert sent[-1]["headers"]["traceparent"].endswith("-00")
     finally:
         process.stop()
+
+
+def test_permission_check_is_a_span_and_the_iam_continues_the_trace(
+    tmp_path: Path,
+    probe_wasm: Path,
+    compiled_cache: Path,
+    openai: tuple[OpenAIServer, str],
+    receiver: OtlpReceiver,
+) -> None:
+    iam = IamServer()
+    iam_server = ThreadedServer(iam.app).start()
+    process = start(
+        tmp_path,
+        {"probe": probe_wasm},
+        openai[1],
+        compiled_cache,
+        AUTHORIZATION_URL=iam_server.url,
+        OTEL_ENDPOINT=receiver.url,
+        OTEL_SAMPLING_RATIO="0",
+    )
+    try:
+        header, trace_id, _ = traceparent()
+        response = httpx.post(
+            f"{process.url}/v1/skills/my-team/probe/run",
+            json={"mode": "echo"},
+            headers={"authorization": "Bearer good-observer", "traceparent": header},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        spans = receiver.wait_for_trace(trace_id, {f"POST {RUN_ROUTE}", "check_permissions"})
+        check = only(spans, "check_permissions")
+        assert check.parent_span_id == only(spans, f"POST {RUN_ROUTE}").span_id
+        assert iam.requests[-1]["headers"]["traceparent"] == f"00-{trace_id}-{check.span_id}-01"
+    finally:
+        process.stop()
+        iam_server.stop()
