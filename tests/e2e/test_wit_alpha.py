@@ -37,7 +37,7 @@ def client(
 
 
 def test_v0_5_runs_as_0_4(client: httpx.Client) -> None:
-    body = {"mode": "chat", "model": "think-tagger", "text": "q"}
+    body = {"mode": "chat", "model": "thinker", "text": "q"}
     response = client.post("/v1/skills/my-team/v05/run", json=body)
     assert response.status_code == 200, response.text
     assert response.json()["reasoning_content"] == "pondering"

@@ -199,7 +199,7 @@ def test_v0_4_runs_and_reports_metadata(client: httpx.Client) -> None:
 
 
 def test_v0_4_chat_splits_think_tags(client: httpx.Client) -> None:
-    response = run(client, "v04", {"mode": "chat", "model": "think-tagger", "text": "q"})
+    response = run(client, "v04", {"mode": "chat", "model": "thinker", "text": "q"})
     assert response.status_code == 200, response.text
     assert response.json() == {
         "content": " The answer",
@@ -295,7 +295,7 @@ def test_v0_4_reasoning_needs_an_open_message(client: httpx.Client) -> None:
 
 
 def test_v0_4_chat_stream_separates_reasoning(client: httpx.Client) -> None:
-    events = stream(client, "v04-stream", {"mode": "chat_stream", "model": "think-tagger", "text": "q"})
+    events = stream(client, "v04-stream", {"mode": "chat_stream", "model": "thinker", "text": "q"})
     assert events == [
         ("message", {"type": "begin"}),
         ("reasoning", {"type": "reasoning", "text": "I am "}),

@@ -26,7 +26,7 @@ from tests.support.servers import delay
 _CALL = {"id": "call-9", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Paris"}'}}
 CANNED: dict[str, tuple[dict[str, Any], str, list[dict[str, Any]]]] = {
     # model: (message, finish reason, stream deltas after the role)
-    "think-tagger": (
+    "thinker": (
         {"role": "assistant", "content": "<think>pondering</think> The answer"},
         "stop",
         [{"content": "<think>I am "}, {"content": "thinking...</think>The ans"}, {"content": "wer"}],
