@@ -60,6 +60,7 @@ def start(
             "OTEL_BSP_SCHEDULE_DELAY": "100",
             # Compile at the first request, as PhariaEngine does: load_skill → download, compile in its trace.
             "PRECOMPILE_SKILLS": "false",
+            "DOCUMENTS__DIRECTORY": str(workdir / "documents"),
             **env,
         },
     ).start()
@@ -313,6 +314,43 @@ def test_batches_and_tools_get_a_concurrent_parent(client: httpx.Client, receive
     assert set(tools) == {"add", "saboteur"}
     assert tools["add"].attributes["gen_ai.operation.name"] == "execute_tool"
     assert not tools["add"].is_error and tools["saboteur"].is_error
+
+
+def test_every_csi_function_gets_its_span(client: httpx.Client, receiver: OtlpReceiver) -> None:
+    """chunk, select_language, document, document_metadata and list_tools spans (§6.1), via CSI over HTTP."""
+    header, trace_id, _ = traceparent()
+    params = {"model": "none", "max_tokens": 4, "overlap": 0}
+    chunked = client.post(
+        "/csi/v1/chunk",
+        json=[{"text": "one two three", "params": params}, {"text": "four", "params": params}],
+        headers={"traceparent": header},
+    )
+    assert chunked.status_code == 200
+    spans = receiver.wait_for_trace(trace_id, {"chunk_concurrent", "chunk"})
+    assert only(spans, "chunk_concurrent").attributes["requests"] == 2
+    assert sorted(s.attributes["text_len"] for s in spans["chunk"]) == [4, 13]
+    assert all(s.attributes["max_tokens"] == 4 for s in spans["chunk"])
+
+    header, trace_id, _ = traceparent()
+    body = [{"text": "Das ist ein deutscher Satz.", "languages": ["eng", "deu"]}]
+    selected = client.post("/csi/v1/select_language", json=body, headers={"traceparent": header})
+    assert selected.json() == ["deu"]
+    span = only(receiver.wait_for_trace(trace_id, {"select_language"}), "select_language")
+    assert span.attributes["languages"] == ["eng", "deu"] and span.attributes["text_len"] == 27
+
+    header, trace_id, _ = traceparent()
+    path = {"namespace": "docs", "collection": "papers", "name": "absent"}
+    missing = client.post("/csi/v1/document_metadata", json=[path], headers={"traceparent": header})
+    assert missing.status_code == 500
+    span = only(receiver.wait_for_trace(trace_id, {"document_metadata"}), "document_metadata")
+    assert span.attributes["name"] == "absent" and span.is_error
+
+    header, trace_id, _ = traceparent()
+    tools = client.post("/csi/v1/list_tools", json={"namespace": "my-team"}, headers={"traceparent": header})
+    assert [t["name"] for t in tools.json()] == ["add", "saboteur"]
+    assert only(receiver.wait_for_trace(trace_id, {"list_tools"}), "list_tools").attributes["namespace"] == (
+        "my-team"
+    )
 
 
 def test_unsampled_parent_is_not_recorded(client: httpx.Client, receiver: OtlpReceiver) -> None:

@@ -13,11 +13,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from opentelemetry.util.types import AttributeValue
 from semantic_text_splitter import TextSplitter
 from tokenizers import Tokenizer
 
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext, fan_out
+from skill_engine.csi.inference import CsiContext
+from skill_engine.telemetry import genai
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,10 @@ class Chunking:
     async def chunk_with_offsets(
         self, requests: Sequence[ChunkRequest], ctx: CsiContext
     ) -> list[list[Chunk]]:
-        return await fan_out(requests, lambda request: self._one(request, ctx))
+        def describe(request: ChunkRequest) -> dict[str, AttributeValue]:
+            return {"text_len": len(request.text), "max_tokens": request.params.max_tokens}
+
+        return await genai.batch("chunk", requests, lambda request: self._one(request, ctx), describe)
 
     async def chunk(self, requests: Sequence[ChunkRequest], ctx: CsiContext) -> list[list[str]]:
         results = await self.chunk_with_offsets(requests, ctx)

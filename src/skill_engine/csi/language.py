@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lingua import IsoCode639_3, LanguageDetector, LanguageDetectorBuilder
+from opentelemetry.util.types import AttributeValue
 
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import fan_out
+from skill_engine.telemetry import genai
 
 MIN_RELATIVE_DISTANCE = 0.5
 MAX_DETECTORS = 8
@@ -76,7 +77,10 @@ class Language:
         return await loop.run_in_executor(self._worker, self._detect, request.text, codes)
 
     async def select_language(self, requests: Sequence[SelectLanguageRequest]) -> list[str | None]:
-        return await fan_out(requests, self._one)
+        def describe(request: SelectLanguageRequest) -> dict[str, AttributeValue]:
+            return {"text_len": len(request.text), "languages": list(request.languages)}
+
+        return await genai.batch("select_language", requests, self._one, describe)
 
     def close(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)

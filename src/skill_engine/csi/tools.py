@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from skill_engine import telemetry
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.mcp import McpServers
 from skill_engine.csi.types import InvokeRequest, Tool, ToolOutput, ToolResult
@@ -102,7 +103,8 @@ class Tools:
 
     async def list_tools_for(self, namespace: str, token: str | None) -> list[Tool]:
         """The tools as a caller with `token` sees them (servers marked for token forwarding included)."""
-        return self._merge(namespace, await self.mcp.caller_tools(namespace, token))
+        with telemetry.span("list_tools", {"namespace": namespace}):
+            return self._merge(namespace, await self.mcp.caller_tools(namespace, token))
 
     def _merge(self, namespace: str, mcp_tools: dict[str, tuple[str, Tool]]) -> list[Tool]:
         tools = {name: tool for name, (_url, tool) in mcp_tools.items()}

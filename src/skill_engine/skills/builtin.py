@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from skill_engine.csi import Csi, CsiContext
+from skill_engine.csi.errors import CsiError
 from skill_engine.csi.tools import TEST_BETA
 from skill_engine.csi.types import (
     ChatAppend,
@@ -22,7 +23,7 @@ from skill_engine.csi.types import (
     ToolArgument,
     ToolOutput,
 )
-from skill_engine.errors import ExecutionError, IsMessageStream, UserCodeError
+from skill_engine.errors import ExecutionError, IsMessageStream, RuntimeFailure, UserCodeError
 from skill_engine.runtime.runner import SkillKind, SkillMetadata
 from skill_engine.streaming import (
     MessageAppend,
@@ -83,9 +84,23 @@ async def _tell_me_a_joke(csi: Csi, ctx: CsiContext, input: bytes, emit: Emit) -
         [Message("user", "Tell me a joke!")],
         ChatParams(max_tokens=300, temperature=0.3),
     )
-    stream = await csi.inference.chat_stream(request, ctx)
+    await forward_chat_stream(csi, request, ctx, emit)
+
+
+async def forward_chat_stream(csi: Csi, request: ChatRequest, ctx: CsiContext, emit: Emit) -> None:
+    """Streams the model's answer as messages; an inference failure ends the stream as a runtime error."""
     try:
-        while (event := await stream.next()) is not None:
+        stream = await csi.inference.chat_stream(request, ctx)
+    except CsiError as e:
+        raise RuntimeFailure(str(e)) from None
+    try:
+        while True:
+            try:
+                event = await stream.next()
+            except CsiError as e:
+                raise RuntimeFailure(str(e)) from None
+            if event is None:
+                break
             if isinstance(event, ChatBegin):
                 await emit(MessageBegin(event.role))
             elif isinstance(event, ChatAppend):

@@ -13,13 +13,11 @@ from functools import partial
 from typing import Any
 
 from skill_engine.csi import Csi, CsiContext
-from skill_engine.csi.errors import CsiError
-from skill_engine.csi.types import ChatAppend, ChatBegin, ChatEnd, ChatRequest, Message
-from skill_engine.errors import InvalidInput, IsMessageStream, RuntimeFailure
+from skill_engine.csi.types import ChatRequest, Message
+from skill_engine.errors import InvalidInput, IsMessageStream
 from skill_engine.runtime.runner import SkillKind, SkillMetadata
-from skill_engine.skills.builtin import DEBUG_FINISH_REASON, BuiltinSkill, Emit
+from skill_engine.skills.builtin import BuiltinSkill, Emit, forward_chat_stream
 from skill_engine.skills.description import ChatSkill
-from skill_engine.streaming import MessageAppend, MessageBegin, MessageEnd
 
 ROLES = ("system", "user", "assistant")
 METADATA = SkillMetadata(
@@ -75,26 +73,7 @@ def parse_messages(input: bytes) -> list[Message]:
 
 async def _stream(entry: ChatSkill, csi: Csi, ctx: CsiContext, input: bytes, emit: Emit) -> None:
     messages = [Message("system", entry.system_prompt), *parse_messages(input)]
-    try:
-        stream = await csi.inference.chat_stream(ChatRequest(entry.model, messages), ctx)
-    except CsiError as e:
-        raise RuntimeFailure(str(e)) from None
-    try:
-        while True:
-            try:
-                event = await stream.next()
-            except CsiError as e:
-                raise RuntimeFailure(str(e)) from None
-            if event is None:
-                break
-            if isinstance(event, ChatBegin):
-                await emit(MessageBegin(event.role))
-            elif isinstance(event, ChatAppend):
-                await emit(MessageAppend(event.content))
-            elif isinstance(event, ChatEnd):
-                await emit(MessageEnd(f'"{DEBUG_FINISH_REASON[event.finish_reason]}"'.encode()))
-    finally:
-        stream.close()
+    await forward_chat_stream(csi, ChatRequest(entry.model, messages), ctx, emit)
 
 
 def chat_skill(entry: ChatSkill) -> BuiltinSkill:

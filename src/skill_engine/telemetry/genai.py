@@ -6,7 +6,7 @@ A driver adopts them with one line, replacing its `fan_out(requests, one)`:
     return await genai.complete(requests, one, provider="aleph_alpha")
     return genai.traced_stream("chat", request, stream, provider="openai")
     return await genai.tools(requests, one)                          # spans `invoke_tool`
-    with telemetry.span("search", {...}): ...                        # any other CSI function
+    return await genai.batch("search", requests, one, describe)      # any other CSI function
 
 A batch of more than one request gets a parent `<function>_concurrent` span with `requests=<n>`. Request
 parameters, token usage and finish reasons are always recorded; prompts and completions only with
@@ -36,9 +36,11 @@ from skill_engine.csi.types import (
     CompletionAppend,
     CompletionEnd,
     CompletionRequest,
+    DocumentPath,
     ExplanationRequest,
     InvokeRequest,
     Message,
+    SearchRequest,
     TokenUsage,
     ToolOutput,
     ToolResult,
@@ -137,6 +139,36 @@ async def _batch(
         return await fan_out(requests, traced)
     with tracer.start_as_current_span(f"{function}_concurrent", attributes={"requests": len(requests)}):
         return await fan_out(requests, traced)
+
+
+def _nothing(span: Span, result: object) -> None:
+    return None
+
+
+async def batch(
+    function: str,
+    requests: Sequence[In],
+    one: Callable[[In], Coroutine[Any, Any, Out]],
+    describe: Callable[[In], Attributes],
+    span_name: str | None = None,
+) -> list[Out]:
+    """Any other CSI function (chunk, select_language, search, documents, ...): `<function>_concurrent` over
+    one span per request, named `span_name` (default `function`), with the attributes `describe` gives."""
+    return await _batch(function, requests, one, describe, _nothing, span_name)
+
+
+def search_attributes(request: SearchRequest) -> Attributes:
+    index = request.index_path
+    return {
+        "namespace": index.namespace,
+        "collection": index.collection,
+        "max_results": request.max_results,
+        "min_score": "None" if request.min_score is None else request.min_score,
+    }
+
+
+def document_attributes(path: DocumentPath) -> Attributes:
+    return {"namespace": path.namespace, "collection": path.collection, "name": path.name}
 
 
 async def chat(

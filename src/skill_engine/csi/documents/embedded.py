@@ -34,7 +34,7 @@ from semantic_text_splitter import TextSplitter
 
 from skill_engine.csi.documents.filters import matches
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext, fan_out
+from skill_engine.csi.inference import CsiContext
 from skill_engine.csi.types import (
     Document,
     DocumentPath,
@@ -47,6 +47,7 @@ from skill_engine.csi.types import (
     TextContent,
     TextCursor,
 )
+from skill_engine.telemetry import genai
 
 T = TypeVar("T")
 DATABASE_FILE = "documents.sqlite3"
@@ -394,7 +395,7 @@ class EmbeddedDocuments:
         async def one(request: SearchRequest) -> list[SearchResult]:
             return await self.run(lambda index: index.search(request))
 
-        return await fan_out(requests, one)
+        return await genai.batch("search", requests, one, genai.search_attributes)
 
     async def _document(self, path: DocumentPath) -> Document:
         document = await self.run(lambda index: index.get_document(path))
@@ -403,13 +404,13 @@ class EmbeddedDocuments:
         return document
 
     async def documents(self, paths: Sequence[DocumentPath], ctx: CsiContext) -> list[Document]:
-        return await fan_out(paths, self._document)
+        return await genai.batch("document", paths, self._document, genai.document_attributes)
 
     async def document_metadata(self, paths: Sequence[DocumentPath], ctx: CsiContext) -> list[Json]:
         async def one(path: DocumentPath) -> Json:
             return (await self._document(path)).metadata
 
-        return await fan_out(paths, one)
+        return await genai.batch("document_metadata", paths, one, genai.document_attributes)
 
     async def aclose(self) -> None:
         def close() -> None:

@@ -20,7 +20,7 @@ import httpx
 
 from skill_engine.csi.documents.filters import filter_to_json
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext, fan_out
+from skill_engine.csi.inference import CsiContext
 from skill_engine.csi.types import (
     Document,
     DocumentPath,
@@ -32,6 +32,7 @@ from skill_engine.csi.types import (
     TextContent,
     TextCursor,
 )
+from skill_engine.telemetry import genai
 from skill_engine.telemetry.tracing import outbound_headers
 
 log = logging.getLogger("skill_engine.csi.documents")
@@ -188,7 +189,7 @@ class RemoteDocuments:
                 raise CsiError(INVALID_RESULT)
             return [parse_search_result(r) for r in results]
 
-        return await fan_out(requests, one)
+        return await genai.batch("search", requests, one, genai.search_attributes)
 
     async def _fetch(self, path: DocumentPath, token: str) -> dict[str, Any]:
         body = await self._send("GET", document_url(self.url, path), token)
@@ -207,7 +208,7 @@ class RemoteDocuments:
             body = await self._fetch(path, token)
             return Document(path, parse_contents(body.get("contents")), body.get("metadata"))
 
-        return await fan_out(paths, one)
+        return await genai.batch("document", paths, one, genai.document_attributes)
 
     async def document_metadata(self, paths: Sequence[DocumentPath], ctx: CsiContext) -> list[Json]:
         if not paths:
@@ -220,4 +221,4 @@ class RemoteDocuments:
             metadata: Json = (await self._fetch(path, token)).get("metadata")
             return metadata
 
-        return await fan_out(paths, one)
+        return await genai.batch("document_metadata", paths, one, genai.document_attributes)
