@@ -374,3 +374,24 @@ def test_mcp_servers_in_the_team_file_are_connected_and_dropped_live(deployment:
     finally:
         deployment.team_file.write_text(good)
         server.stop()
+
+
+def test_registry_down_keeps_serving_cached_skills(deployment: Deployment) -> None:
+    """Fault: the registry goes away. Cached skills keep answering; an uncached one fails, never hangs."""
+    assert deployment.run("plain", "probe").status_code == 200
+    assert "plain/probe" in deployment.cached()
+    deployment.plain.stop()
+    try:
+        time.sleep(2)  # several namespace passes and digest checks against the unreachable registry
+        response = deployment.run("plain", "probe", {"mode": "echo", "payload": "still here"})
+        assert response.status_code == 200, response.text
+        assert response.json() == {"result": "still here"}
+        assert "plain/probe" in deployment.cached()
+        assert deployment.client.delete("/cached_skills/plain/probe").status_code == 200
+        started = time.monotonic()
+        unreachable = deployment.run("plain", "probe")
+        assert unreachable.status_code == 503, unreachable.text
+        assert time.monotonic() - started < 60
+    finally:
+        deployment.plain.start()
+    assert deployment.run("plain", "probe").status_code == 200
