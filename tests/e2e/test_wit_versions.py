@@ -69,6 +69,7 @@ def engine(
             "OPENAI_INFERENCE__URL": url,
             "OPENAI_INFERENCE__TOKEN": "tok",
             "WASMTIME_CACHE_DIR": str(compiled_cache),
+            "NAMESPACES__MY_TEAM__NATIVE_TOOLS": '["add", "saboteur"]',
         },
     )
     directory = workdir / "skills"
@@ -264,6 +265,47 @@ def test_v0_4_complete_has_echo(client: httpx.Client, openai: tuple[OpenAIServer
     backend, _ = openai
     completions = [r["body"] for r in backend.requests if r["path"].endswith("/completions")]
     assert completions[-1]["echo"] is True
+
+
+def test_v0_4_completion_stream(client: httpx.Client) -> None:
+    response = run(client, "v04", {"mode": "completion_stream", "model": "m-v04", "text": "x y"})
+    assert response.status_code == 200, response.text
+    assert response.json() == [
+        ["append", " completed:"],
+        ["append", " x"],
+        ["append", " y"],
+        ["end", "length"],
+        ["usage", 5, 2],
+    ]
+
+
+def test_v0_4_invoke_tool(client: httpx.Client) -> None:
+    calls = [{"name": "add", "args": {"a": 40, "b": 2}}, {"name": "saboteur", "args": {}}]
+    response = run(client, "v04", {"mode": "invoke_tools", "calls": calls})
+    assert response.status_code == 200, response.text
+    assert response.json() == [{"ok": ["42"]}, {"error": "Out of cheese."}]
+
+
+def test_v0_4_list_tools(client: httpx.Client) -> None:
+    response = run(client, "v04", {"mode": "list_tools"})
+    assert response.status_code == 200, response.text
+    tools = response.json()
+    assert [(name, description) for name, description, _ in tools] == [
+        ("add", "Add two numbers"),
+        ("saboteur", "A tool that always raises an error."),
+    ]
+    assert tools[0][2]["title"] == "addArguments"
+    assert tools[0][2]["required"] == ["a", "b"]
+
+
+def test_v0_4_chunk_and_language(client: httpx.Client) -> None:
+    chunks = run(client, "v04", {"mode": "chunk", "text": "ääääää"})
+    assert chunks.status_code == 200, chunks.text
+    assert chunks.json() == {"chunks": ["äää", "äää"], "offsets": [["äää", 0, 0], ["äää", 6, 3]]}
+    german = run(client, "v04", {"mode": "language", "text": "Ich spreche Deutsch nur ein bisschen."})
+    assert (german.status_code, german.json()) == (200, "deu")
+    french = run(client, "v04", {"mode": "language", "text": "Parlez-vous français? Non, je ne parle pas."})
+    assert (french.status_code, french.json()) == (200, None)
 
 
 def test_v0_4_user_error(client: httpx.Client) -> None:

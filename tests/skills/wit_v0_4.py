@@ -8,8 +8,9 @@ from typing import Any
 
 from wit_world import exports
 from wit_world.exports import skill_handler
+from wit_world.imports import chunking, language, tool
 from wit_world.imports import inference as inf
-from wit_world.types import Err
+from wit_world.types import Err, Ok
 
 SCHEMA = {"type": "object", "properties": {"mode": {"type": "string"}}, "required": ["mode"]}
 
@@ -75,6 +76,45 @@ def _run(input: dict[str, Any]) -> Any:
         params = inf.CompletionParams(8, None, None, None, [], False, None, None, inf.Logprobs_No(), True)
         (completion,) = inf.complete([inf.CompletionRequest(model, input["text"], params)])
         return completion.text
+    if mode == "completion_stream":
+        params = inf.CompletionParams(8, None, None, None, [], False, None, None, inf.Logprobs_No(), False)
+        events: list[Any] = []
+        with inf.CompletionStream(inf.CompletionRequest(model, input["text"], params)) as stream:
+            while (event := stream.next()) is not None:
+                if isinstance(event, inf.CompletionEvent_Append):
+                    events.append(["append", event.value.text])
+                elif isinstance(event, inf.CompletionEvent_End):
+                    events.append(["end", event.value.name.lower()])
+                else:
+                    events.append(["usage", event.value.prompt, event.value.completion])
+        return events
+    if mode == "invoke_tools":
+        requests = [
+            tool.InvokeRequest(c["name"], [tool.Argument(k, json.dumps(v).encode()) for k, v in c["args"].items()])
+            for c in input["calls"]
+        ]
+        results: list[Any] = []
+        for result in tool.invoke_tool(requests):
+            if isinstance(result, Ok):
+                results.append({"ok": [m.value for m in result.value]})
+            else:
+                results.append({"error": result.value})
+        return results
+    if mode == "list_tools":
+        return [[t.name, t.description, json.loads(t.input_schema)] for t in tool.list_tools()]
+    if mode == "chunk":
+        chunk_params = chunking.ChunkParams(model, 3, 0)
+        (plain,) = chunking.chunk([chunking.ChunkRequest(input["text"], chunk_params)])
+        (offsets,) = chunking.chunk_with_offsets(
+            [chunking.ChunkWithOffsetRequest(input["text"], chunk_params, True)]
+        )
+        return {
+            "chunks": plain,
+            "offsets": [[c.text, c.byte_offset, c.character_offset] for c in offsets],
+        }
+    if mode == "language":
+        requests = [language.SelectLanguageRequest(input["text"], ["deu", "eng"])]
+        return language.select_language(requests)[0]
     if mode == "internal":
         raise Err(skill_handler.Error_Internal("the 0.4 skill failed"))
     raise Err(skill_handler.Error_InvalidInput(f"unknown mode {mode}"))
