@@ -1,4 +1,5 @@
-"""`pharia:skill@0.5` with the `alpha` feature (`PHARIA_AI_FEATURE_SET=BETA`): served as 0.4, reports 0.5."""
+"""`pharia:skill@0.5` with the `alpha` feature (`PHARIA_AI_FEATURE_SET=BETA`): served as 0.4, reports 0.5,
+for both worlds (`skill` and `message-stream-skill`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.e2e.test_run import USER_CODE_PREFIX
+from tests.e2e.test_stream import parse_sse
 from tests.support.engine import engine_with_skills
 from tests.support.openai_server import OpenAIServer
 from tests.support.skills import WIT, build_raw_skill, unstable_copy
@@ -17,11 +20,13 @@ from tests.support.skills import WIT, build_raw_skill, unstable_copy
 def client(
     tmp_path_factory: pytest.TempPathFactory, compiled_cache: Path, openai: tuple[OpenAIServer, str]
 ) -> Iterator[httpx.Client]:
-    v0_5 = build_raw_skill("wit_v0_4", unstable_copy(WIT / "skill@0.4", "0.5.0", "alpha"), "skill", "alpha")
+    wit = unstable_copy(WIT / "skill@0.4", "0.5.0", "alpha")
+    v0_5 = build_raw_skill("wit_v0_4", wit, "skill", "alpha")
+    v0_5_stream = build_raw_skill("wit_v0_4_stream", wit, "message-stream-skill", "alpha")
     _, url = openai
     process = engine_with_skills(
         tmp_path_factory.mktemp("engine-alpha"),
-        {"v05": v0_5},
+        {"v05": v0_5, "v05-stream": v0_5_stream},
         {
             "PHARIA_AI_FEATURE_SET": "beta",
             "OPENAI_INFERENCE__URL": url,
@@ -48,3 +53,44 @@ def test_v0_5_metadata_reports_0_5(client: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.json()["version"] == "0.5"
     assert response.json()["description"] == "A 0.4 test skill"
+
+
+def test_v0_5_message_stream(client: httpx.Client) -> None:
+    response = client.post("/v1/skills/my-team/v05-stream/message-stream", json={"mode": "reasoning"})
+    assert response.status_code == 200
+    assert response.text == (
+        'event: message\ndata: {"type":"begin"}\n\n'
+        'event: reasoning\ndata: {"type":"reasoning","text":"Let me think."}\n\n'
+        'event: message\ndata: {"type":"append","text":"Answer"}\n\n'
+        'event: message\ndata: {"type":"end","payload":{"ok":true}}\n\n'
+    )
+    body = {"mode": "chat_stream", "model": "thinker", "text": "q"}
+    events = parse_sse(client.post("/v1/skills/my-team/v05-stream/message-stream", json=body).content)
+    assert [name for name, _ in events] == [
+        "message",
+        "reasoning",
+        "reasoning",
+        "message",
+        "message",
+        "message",
+    ]
+    assert events[-1] == ("message", {"type": "end", "payload": {"finish": "stop"}})
+
+
+def test_v0_5_stream_metadata_and_errors(client: httpx.Client) -> None:
+    metadata = client.get("/v1/skills/my-team/v05-stream/metadata")
+    assert metadata.status_code == 200
+    assert metadata.json() == {
+        "description": None,
+        "version": None,  # like every Wasm message-stream skill (no metadata export)
+        "skill_type": "message_stream",
+        "input_schema": None,
+        "output_schema": None,
+    }
+    response = client.post("/v1/skills/my-team/v05-stream/run", json={})
+    assert response.status_code == 400
+    assert "Please invoke it via the /message-stream endpoint." in response.text
+    events = parse_sse(
+        client.post("/v1/skills/my-team/v05-stream/message-stream", json={"mode": "internal"}).content
+    )
+    assert events == [("error", {"message": USER_CODE_PREFIX + "the 0.4 stream failed"})]
