@@ -25,6 +25,7 @@ TOO_NEW = (
     "is not supported by this Kernel installation yet. "
     "Try updating your Kernel version or downgrading your SDK."
 )
+ADMIN = "admin-secret"
 IS_FUNCTION = "The skill is designed to be executed as a function. Please invoke it via the /run endpoint."
 
 
@@ -70,6 +71,8 @@ def engine(
             "OPENAI_INFERENCE__TOKEN": "tok",
             "WASMTIME_CACHE_DIR": str(compiled_cache),
             "NAMESPACES__MY_TEAM__NATIVE_TOOLS": '["add", "saboteur"]',
+            "DOCUMENTS__DIRECTORY": str(workdir / "documents"),
+            "DOCUMENTS__ADMIN_TOKEN": ADMIN,
         },
     )
     directory = workdir / "skills"
@@ -156,6 +159,55 @@ def test_v0_2_chunk_and_language(client: httpx.Client) -> None:
     french_text = "Parlez-vous français? Non, je ne parle pas français."
     french = run(client, "v02", {"mode": "language", "text": french_text})
     assert french.json() is None
+
+
+def test_v0_2_documents_against_the_embedded_index(client: httpx.Client) -> None:
+    base, auth = "/v1/documents/handbook/policies", {"Authorization": f"Bearer {ADMIN}"}
+    assert client.put(f"{base}/indexes/lexical", json={"chunk_size": 120}, headers=auth).status_code == 204
+    documents: list[tuple[str, Any]] = [
+        (
+            "travel",
+            {
+                "contents": [
+                    {"modality": "text", "text": "Travel expenses are refunded within thirty days."},
+                    {"modality": "image", "bytes": "iVBORw0KGgo="},
+                ],
+                "metadata": {"year": 2021},
+            },
+        ),
+        ("remote", {"contents": [{"modality": "text", "text": "Remote work is allowed on Fridays."}]}),
+    ]
+    for name, body in documents:
+        assert client.put(f"{base}/{name}", json=body, headers=auth).status_code == 204
+    query = {"index": ["handbook", "policies", "lexical"], "query": "refunded travel", "max_results": 1}
+    found = run(client, "v02", {"mode": "search", **query})
+    assert found.status_code == 200, found.text
+    [[path, content, score]] = found.json()
+    assert (path, content) == (
+        ["handbook", "policies", "travel"],
+        "Travel expenses are refunded within thirty days.",
+    )
+    assert 0 < score <= 1
+    none = run(client, "v02", {"mode": "search", **query, "query": "fridays", "min_score": 2.0})
+    assert none.json() == []
+    paths = [["handbook", "policies", "travel"], ["handbook", "policies", "remote"]]
+    response = run(client, "v02", {"mode": "documents", "paths": paths})
+    assert response.status_code == 200, response.text
+    assert response.json() == [
+        {
+            "path": paths[0],
+            "contents": ["Travel expenses are refunded within thirty days.", "<image>"],
+            "metadata": {"year": 2021},
+        },
+        {"path": paths[1], "contents": ["Remote work is allowed on Fridays."], "metadata": None},
+    ]
+    assert run(client, "v02", {"mode": "metadata", "path": paths[0]}).json() == {"year": 2021}
+    assert run(client, "v02", {"mode": "metadata", "path": paths[1]}).json() is None
+    missing = run(client, "v02", {"mode": "metadata", "path": ["handbook", "policies", "nope"]})
+    assert missing.status_code == 503
+    assert missing.text.endswith(
+        "Document `nope` not found in collection `handbook/policies` of the embedded document index."
+    )
 
 
 def test_v0_2_guest_errors(client: httpx.Client) -> None:

@@ -13,6 +13,10 @@ from wit_world.imports import csi
 from wit_world.types import Err
 
 
+def _path(path: csi.DocumentPath) -> tuple[str, str, str]:
+    return (path.namespace, path.collection, path.name)
+
+
 def _run(input: dict[str, Any]) -> Any:
     mode = input.get("mode")
     if mode == "echo":
@@ -34,6 +38,23 @@ def _run(input: dict[str, Any]) -> Any:
     if mode == "language":
         selected = csi.select_language(input["text"], [csi.Language.ENG, csi.Language.DEU])
         return None if selected is None else selected.name.lower()
+    if mode == "search":
+        index = csi.IndexPath(*input["index"])
+        results = csi.search(index, input["query"], input["max_results"], input.get("min_score"))
+        return [[list(_path(r.document_path)), r.content, r.score] for r in results]
+    if mode == "documents":
+        documents = csi.documents([csi.DocumentPath(*path) for path in input["paths"]])
+        return [
+            {
+                "path": list(_path(d.path)),
+                "contents": [c.value if isinstance(c, csi.Modality_Text) else "<image>" for c in d.contents],
+                "metadata": None if d.metadata is None else json.loads(d.metadata),
+            }
+            for d in documents
+        ]
+    if mode == "metadata":
+        metadata = csi.document_metadata(csi.DocumentPath(*input["path"]))
+        return None if metadata is None else json.loads(metadata)
     if mode == "internal":
         raise Err(skill_handler.Error_Internal("the 0.2 skill failed"))
     if mode == "invalid-input":
