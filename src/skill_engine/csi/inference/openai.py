@@ -259,8 +259,9 @@ def parse_chat_response_v2(body: dict[str, Any]) -> ChatResponse:
     )
 
 
-def chat_chunk_events_v2(chunk: dict[str, Any], extractor: ReasoningExtractor) -> list[ChatEventV2]:
-    """One streamed chat chunk as "v2" events: reasoning, tool-call chunks, `<think>` split off content."""
+def _first_choice(chunk: dict[str, Any]) -> list[Usage] | tuple[dict[str, Any], dict[str, Any]]:
+    """The first choice and its delta of a streamed chat chunk, or the events of a chunk without choices
+    (engine-spec §4.4: a usage-only chunk is one usage event, empty choices are nothing)."""
     usage = chunk.get("usage")
     if isinstance(usage, dict) and not chunk.get("choices"):
         return [Usage(_token_usage(usage))]
@@ -268,7 +269,16 @@ def chat_chunk_events_v2(chunk: dict[str, Any], extractor: ReasoningExtractor) -
     if not choices:
         return []
     choice = choices[0]
-    delta = choice.get("delta") or {}
+    return choice, choice.get("delta") or {}
+
+
+def chat_chunk_events_v2(chunk: dict[str, Any], extractor: ReasoningExtractor) -> list[ChatEventV2]:
+    """One streamed chat chunk as "v2" events: reasoning, tool-call chunks, `<think>` split off content."""
+    usage = chunk.get("usage")
+    first = _first_choice(chunk)
+    if not isinstance(first, tuple):
+        return [*first]
+    choice, delta = first
     events: list[ChatEventV2] = []
     if delta.get("role"):
         events.append(ChatBegin(str(delta["role"])))
@@ -308,13 +318,10 @@ def _content_events(parts: list[Part], logprobs: list[Distribution]) -> list[Cha
 def chat_chunk_events(chunk: dict[str, Any]) -> list[ChatEvent]:
     """One streamed chat chunk as CSI events (engine-spec §4.4: usage-only and empty-choices chunks too)."""
     usage = chunk.get("usage")
-    if isinstance(usage, dict) and not chunk.get("choices"):
-        return [Usage(_token_usage(usage))]
-    choices = chunk.get("choices") or []
-    if not choices:
-        return []
-    choice = choices[0]
-    delta = choice.get("delta") or {}
+    first = _first_choice(chunk)
+    if not isinstance(first, tuple):
+        return [*first]
+    choice, delta = first
     events: list[ChatEvent] = []
     if delta.get("role"):
         events.append(ChatBegin(str(delta["role"])))
