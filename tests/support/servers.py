@@ -61,3 +61,24 @@ async def delay(model: str) -> None:
 
 def app_state(app: Starlette) -> Any:
     return app.state
+
+
+class RawPaths:
+    """An ASGI wrapper that records the raw request target of every request, routed or not (to check the
+    exact URL an upstream received, e.g. that no `..` was resolved on the way)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            target = scope["raw_path"].decode("latin-1")
+            if scope.get("query_string"):
+                target += "?" + scope["query_string"].decode("latin-1")
+            self.seen.append(target)
+        await self.app(scope, receive, send)
+
+    def take(self) -> list[str]:
+        taken, self.seen = self.seen, []
+        return taken

@@ -29,7 +29,7 @@ def test_search_body_appends_the_text_only_filter() -> None:
     }
 
 
-def test_only_the_document_name_is_url_encoded() -> None:
+def test_every_name_is_one_url_encoded_segment() -> None:
     path = DocumentPath("Kernel", "test", "kernel/docs ä?")
     assert (
         document_url("http://di", path) == "http://di/collections/Kernel/test/docs/kernel%2Fdocs%20%C3%A4%3F"

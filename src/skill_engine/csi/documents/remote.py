@@ -14,13 +14,13 @@ import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
 from skill_engine.csi.documents.filters import filter_to_json
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.inference import CsiContext
+from skill_engine.csi.segments import segment
 from skill_engine.csi.types import (
     Document,
     DocumentPath,
@@ -64,13 +64,16 @@ def search_body(request: SearchRequest) -> dict[str, Any]:
 
 
 def document_url(base: str, path: DocumentPath) -> str:
-    """Namespace and collection as given (the reference does not encode them); the name URL-encoded."""
-    return f"{base}/collections/{path.namespace}/{path.collection}/docs/{quote(path.name, safe='')}"
+    """Every name one percent-encoded path segment (the reference encodes only the document name, which
+    lets a skill's `../` in a namespace or collection reach other Document Index routes)."""
+    namespace, collection = segment(path.namespace, "namespace"), segment(path.collection, "collection")
+    return f"{base}/collections/{namespace}/{collection}/docs/{segment(path.name, 'document name')}"
 
 
 def search_url(base: str, request: SearchRequest) -> str:
     index = request.index_path
-    return f"{base}/collections/{index.namespace}/{index.collection}/indexes/{index.index}/search"
+    namespace, collection = segment(index.namespace, "namespace"), segment(index.collection, "collection")
+    return f"{base}/collections/{namespace}/{collection}/indexes/{segment(index.index, 'index')}/search"
 
 
 def _cursor(value: Any) -> TextCursor:

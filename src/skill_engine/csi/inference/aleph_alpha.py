@@ -21,6 +21,7 @@ from skill_engine.csi.errors import CsiError
 from skill_engine.csi.inference import CsiContext, EventStream
 from skill_engine.csi.inference.openai import MODEL_NOT_FOUND, UNAUTHORIZED, ChatCompletionsBackend
 from skill_engine.csi.inference.streams import UpstreamStream
+from skill_engine.csi.segments import segment
 from skill_engine.csi.types import (
     Completion,
     CompletionAppend,
@@ -272,8 +273,9 @@ class AlephAlphaInference(ChatCompletionsBackend):
         return await asyncio.shield(loading)
 
     async def _fetch_tokenizer(self, model: str, token: str) -> Tokenizer | None:
-        url = f"{self.base_url}/models/{model}/tokenizer"
         try:
+            # A skill chooses the model name: one encoded path segment, never `..` (InvalidSegment ⇒ None).
+            url = f"{self.base_url}/models/{segment(model, 'model name')}/tokenizer"
             headers = outbound_headers({"Authorization": f"Bearer {token}"})
             response = await self._client.get(url, headers=dict(headers))
             if response.status_code != 200:
