@@ -26,7 +26,7 @@ from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.auth import Authenticator, AuthMiddleware
 from skill_engine.config import Settings
-from skill_engine.csi import Csi
+from skill_engine.csi import Csi, fanout
 from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
 from skill_engine.csi.documents.embedded import EmbeddedDocuments
@@ -37,6 +37,7 @@ from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
 from skill_engine.csi.tools import Tools
 from skill_engine.runtime.admission import Admission
+from skill_engine.runtime.budget import ByteBudget
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.skills.namespaces import NamespaceWatcher
@@ -89,6 +90,7 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.telemetry = Telemetry.from_settings(settings)
+        fanout.configure(settings.csi_batch_concurrency, settings.csi_concurrency)
         inference = make_inference(settings)
         tokenizers = inference if isinstance(inference, TokenizerSource) else None
         self.csi = Csi(
@@ -110,6 +112,8 @@ class Engine:
             ),
             output_limit=int(settings.skill_output_limit),
             alpha=settings.pharia_ai_feature_set.strip().lower() == "beta",
+            max_stuck=settings.max_stuck_skills,
+            input_budget=ByteBudget(int(settings.max_input_bytes_in_flight), settings.skill_queue_timeout),
         )
         self.compiler = Compiler(
             ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
@@ -126,6 +130,7 @@ class Engine:
         self.telemetry.metrics.observe_gauges(
             cache_items=lambda: len(self.store.cache.paths()),
             in_flight=lambda: len(in_flight),
+            stuck=lambda: self.runtime.stuck.count,
             queued=lambda: (
                 self.runtime.admission.waiting
                 + sum(1 for invocation in list(in_flight) if not invocation.started)
@@ -223,9 +228,10 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             Middleware(TelemetryMiddleware, telemetry=engine.telemetry),
             Middleware(PermissiveCors),
+            # Authentication before anything reads, inflates or parses a body (docs/security.md).
+            Middleware(AuthMiddleware, authenticator=engine.authenticator),
             Middleware(GZipMiddleware, minimum_size=MIN_COMPRESS_SIZE),
             Middleware(RequestDecompression),
-            Middleware(AuthMiddleware, authenticator=engine.authenticator),
         ],
         lifespan=lifespan,
     )

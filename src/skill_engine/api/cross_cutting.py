@@ -4,9 +4,10 @@ response compression (except event streams).
 * CORS mirrors tower-http's `CorsLayer::very_permissive`: the request's `Origin`, method and headers are
   mirrored back with `Access-Control-Allow-Credentials: true`; preflights (`OPTIONS` with
   `Access-Control-Request-Method`) are answered here without reaching a route.
-* Requests with `Content-Encoding` gzip, x-gzip or deflate are decoded before routing; the decoded size
-  counts against the 50 MiB body limit (a zip bomb is a 413, not an out-of-memory kill). Encodings the
-  standard library cannot decode (br, zstd) are answered 415.
+* Requests with `Content-Encoding` gzip, x-gzip or deflate are decoded while the route reads the body,
+  after authentication (this middleware sits inside AuthMiddleware); the decoded size counts against the
+  50 MiB body limit as it grows (a zip bomb is a 413 after 50 MiB of output, not an out-of-memory kill).
+  Encodings the standard library cannot decode (br, zstd) are answered 415.
 * Responses are gzip-compressed when the client accepts it, except `text/event-stream` and bodies below
   32 bytes (starlette's GZipMiddleware, configured in app.py).
 """
@@ -18,9 +19,10 @@ import zlib
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from skill_engine.api.http import MAX_BODY
+from skill_engine.api.http import MAX_BODY, HttpError
 
 TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
+DECOMPRESS_FAILED = "Failed to decompress the request body"
 MIN_COMPRESS_SIZE = 32
 
 
@@ -68,11 +70,8 @@ class PermissiveCors:
         await send({"type": "http.response.body", "body": b""})
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
+class _Refused(HttpError):
+    """Raised by the decoding `receive`; routes answer it like their own body errors."""
 
 
 def _decoder(encoding: str) -> zlib._Decompress:
@@ -83,26 +82,44 @@ def _decoder(encoding: str) -> zlib._Decompress:
     raise _Refused(415, f"Unsupported `Content-Encoding`: {encoding}")
 
 
-def decompress(body: bytes, encoding: str) -> bytes:
-    decoder = _decoder(encoding)
-    try:
-        data = decoder.decompress(body, MAX_BODY + 1)
-    except zlib.error:
-        if encoding != "deflate":
-            raise _Refused(400, "Failed to decompress the request body") from None
-        decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+class _Stage:
+    """One `Content-Encoding` layer, decoded chunk by chunk with its output capped at `MAX_BODY`."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self.decoder = _decoder(encoding)
+        self.produced = 0
+        self._start = b""  # the first input, kept to retry a `deflate` body as raw deflate
+
+    def feed(self, data: bytes) -> bytes:
+        if not self.produced and len(self._start) < 1024:
+            self._start += data
+        room = MAX_BODY - self.produced
         try:
-            data = decoder.decompress(body, MAX_BODY + 1)
+            out = self.decoder.decompress(data, room + 1)
         except zlib.error:
-            raise _Refused(400, "Failed to decompress the request body") from None
-    if len(data) > MAX_BODY or decoder.unconsumed_tail:
-        raise _Refused(413, TOO_LARGE)
-    if not decoder.eof:
-        raise _Refused(400, "Failed to decompress the request body")
-    return data
+            if self.encoding != "deflate" or self.produced or len(self._start) >= 1024:
+                raise _Refused(400, DECOMPRESS_FAILED) from None
+            self.decoder = zlib.decompressobj(-zlib.MAX_WBITS)
+            self.encoding = "raw deflate"
+            try:
+                out = self.decoder.decompress(self._start, room + 1)
+            except zlib.error:
+                raise _Refused(400, DECOMPRESS_FAILED) from None
+        self.produced += len(out)
+        if self.produced > MAX_BODY:
+            raise _Refused(413, TOO_LARGE)
+        return out
+
+    def finish(self) -> None:
+        if not self.decoder.eof:
+            raise _Refused(400, DECOMPRESS_FAILED)
 
 
 class RequestDecompression:
+    """Decodes compressed request bodies while they stream in; nothing is read before the route asks
+    (authentication runs first, docs/security.md), and at most `MAX_BODY` decoded bytes are produced."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -115,53 +132,58 @@ class RequestDecompression:
         if encoding in ("", "identity"):
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
         try:
             encodings = [e.strip() for e in encoding.split(",") if e.strip() not in ("", "identity")]
-            body = await _read(receive)
-            for one in reversed(encodings):
-                _decoder(one)  # unsupported encodings fail before any work
-                body = decompress(body, one)
+            stages = [_Stage(one) for one in reversed(encodings)]  # unsupported encodings fail first
+            new_headers = [
+                (k, v)
+                for k, v in scope["headers"]
+                if k.lower() not in (b"content-encoding", b"content-length")
+            ]
+            await self.app({**scope, "headers": new_headers}, _decoding(receive, stages), tracking_send)
         except _Refused as e:
-            data = e.text.encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": e.status,
-                    "headers": [
-                        (b"content-type", b"text/plain; charset=utf-8"),
-                        (b"content-length", str(len(data)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": data})
-            return
-        new_headers = [
-            (k, v) for k, v in scope["headers"] if k.lower() not in (b"content-encoding", b"content-length")
-        ]
-        new_headers.append((b"content-length", str(len(body)).encode()))
-        delivered = False
-
-        async def decoded() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app({**scope, "headers": new_headers}, decoded, send)
+            if started:
+                raise
+            await _refuse(send, e)
 
 
-async def _read(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Refused(400, "Client disconnected")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise _Refused(413, TOO_LARGE)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _decoding(receive: Receive, stages: list[_Stage]) -> Receive:
+    async def decoded() -> Message:
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return message
+            data = message.get("body", b"")
+            for stage in stages:
+                if data:
+                    data = stage.feed(data)
+            more = message.get("more_body", False)
+            if not more:
+                for stage in stages:
+                    stage.finish()
+            if data or not more:
+                return {"type": "http.request", "body": data, "more_body": more}
+
+    return decoded
+
+
+async def _refuse(send: Send, error: _Refused) -> None:
+    data = error.text.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
