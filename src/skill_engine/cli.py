@@ -19,6 +19,7 @@ def serve() -> int:
     configure_logging(settings.log_level, settings.log_format)
     from skill_engine import shutdown
     from skill_engine.app import create_app
+    from skill_engine.edge import EdgeLimits
 
     app = create_app(settings)
     host, port = settings.host_port
@@ -26,7 +27,10 @@ def serve() -> int:
     log.info("Listening on: %s", settings.kernel_address)
     # Our middleware writes one line per request (with its duration): no uvicorn access log, no own config.
     runtime = app.state.engine.runtime
-    return shutdown.run(app, host, port, runtime, settings.shutdown_grace)
+    limits = EdgeLimits(
+        settings.max_connections, settings.request_header_timeout, settings.request_body_timeout
+    )
+    return shutdown.run(app, host, port, runtime, settings.shutdown_grace, limits)
 
 
 def main(argv: list[str] | None = None) -> int:

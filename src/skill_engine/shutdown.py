@@ -21,6 +21,7 @@ from types import FrameType
 
 import uvicorn
 
+from skill_engine.edge import EdgeLimits, server_options
 from skill_engine.runtime.runner import WasmRuntime
 
 log = logging.getLogger("skill_engine")
@@ -70,7 +71,9 @@ class GracefulServer(uvicorn.Server):
         self.runtime.stop_all(SHUTDOWN_MESSAGE)
 
 
-def run(app: object, host: str, port: int, runtime: WasmRuntime, grace: float) -> int:
+def run(
+    app: object, host: str, port: int, runtime: WasmRuntime, grace: float, limits: EdgeLimits | None = None
+) -> int:
     """Serves until a signal; logging is configured by the caller (no uvicorn log config, no access log)."""
     _, drain = schedule(grace)
     config = uvicorn.Config(
@@ -81,9 +84,7 @@ def run(app: object, host: str, port: int, runtime: WasmRuntime, grace: float) -
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=drain,  # type: ignore[arg-type]  # used with wait_for: a float works
-        # Longer than the idle timeout of common load balancers (60 s): with uvicorn's 5 s a client that
-        # reuses a connection just as the server closes it gets a reset (seen under load in bench.overhead).
-        timeout_keep_alive=75,
+        **server_options(limits or EdgeLimits()),  # protocol, header/body/keep-alive timeouts, caps
     )
     server = GracefulServer(config, runtime, grace)
     server.run()

@@ -57,6 +57,10 @@ def csi(client: httpx.Client, function: str, body: Any) -> httpx.Response:
     return client.post(f"/csi/v1/{function}", json=body)
 
 
+def chunk_request(model: str) -> dict[str, Any]:
+    return {"text": "123456", "params": {"model": model, "max_tokens": 3, "overlap": 0}}
+
+
 @pytest.mark.parametrize(
     ("model", "target"),
     [
@@ -73,7 +77,7 @@ def test_tokenizer_model_is_one_encoded_segment(
 ) -> None:
     ups = upstreams[0]
     ups.inference.take()
-    response = csi(client, "chunk", [{"text": "123456", "params": {"model": model, "max_tokens": 3, "overlap": 0}}])
+    response = csi(client, "chunk", [chunk_request(model)])
     assert response.status_code == 200, response.text
     assert response.json() == [["123", "456"]]  # no tokenizer: counted in characters
     assert ups.inference.take() == [target]
@@ -85,7 +89,7 @@ def test_dot_segment_models_send_nothing(
 ) -> None:
     ups = upstreams[0]
     ups.inference.take()
-    response = csi(client, "chunk", [{"text": "123456", "params": {"model": model, "max_tokens": 3, "overlap": 0}}])
+    response = csi(client, "chunk", [chunk_request(model)])
     assert response.status_code == 200, response.text
     assert response.json() == [["123", "456"]]
     assert ups.inference.take() == []
