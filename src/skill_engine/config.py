@@ -225,6 +225,16 @@ class Settings(BaseSettings):
     memory_limit: ByteSize | None = None
     precompile_skills: bool = True
     """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
+    # The HTTP server's own limits and the bounds on work a caller or skill can cause (docs/security.md)
+    max_connections: int = Field(default=1024, ge=1)
+    request_header_timeout: Duration = 10.0
+    request_body_timeout: Duration = 30.0
+    max_stuck_skills: int | None = Field(default=None, ge=0)
+    """Guests stuck in WASI whose slots are given back; default MAX_CONCURRENT_SKILLS (runtime/stuck.py)."""
+    max_input_bytes_in_flight: ByteSize = ByteSize(64 * 1024 * 1024)
+    """Skill input bytes being handed to guests at once (runtime/budget.py)."""
+    csi_batch_concurrency: int = Field(default=16, ge=1)
+    csi_concurrency: int = Field(default=256, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -250,6 +260,7 @@ class Settings(BaseSettings):
         "authorization_url",
         "otel_endpoint",
         "max_concurrent_skills_per_namespace",
+        "max_stuck_skills",
         mode="before",
     )
     @classmethod

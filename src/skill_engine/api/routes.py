@@ -94,6 +94,23 @@ class SkillRoutes:
         """PHARIA_AI_FEATURE_SET=BETA: `GET /v1/skills?type=chat|programmable` filters."""
 
     async def health(self, request: Request) -> Response:
+        """`ok`, or 503 once more guests are stuck in WASI than MAX_STUCK_SKILLS (runtime/stuck.py);
+        `?detail=true` answers JSON with the numbers behind it."""
+        stuck = self.runtime.stuck
+        status = 200 if stuck.healthy else 503
+        if request.query_params.get("detail", "").lower() in ("1", "true"):
+            detail = {
+                "status": "ok" if stuck.healthy else "unhealthy",
+                "stuck_skill_threads": stuck.count,
+                "max_stuck_skill_threads": stuck.bound,
+            }
+            return json_response(detail, status)
+        if not stuck.healthy:
+            return text(
+                f"unhealthy: {stuck.count} skill threads are stuck in WASI, more than the "
+                f"{stuck.bound} allowed by MAX_STUCK_SKILLS",
+                503,
+            )
         return text("ok")
 
     @handles_errors

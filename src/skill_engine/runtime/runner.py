@@ -35,6 +35,7 @@ from skill_engine.errors import (
 from skill_engine.runtime import bindings, wasmtime_fixes, worlds
 from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.bindings import CsiUseOutsideRun, v0_2, v0_3, v0_4
+from skill_engine.runtime.budget import ByteBudget
 from skill_engine.runtime.engine import CHECK_TICKS, WasmEngine
 from skill_engine.runtime.invocation import (
     CANCELLED_MESSAGE,
@@ -43,6 +44,7 @@ from skill_engine.runtime.invocation import (
     Invocation,
     InvocationStopped,
 )
+from skill_engine.runtime.stuck import StuckGuests
 
 log = logging.getLogger("skill_engine.runtime")
 
@@ -127,6 +129,8 @@ class WasmRuntime:
         admission: Admission | None = None,
         output_limit: int = 50 * 1024 * 1024,
         alpha: bool = False,
+        max_stuck: int | None = None,
+        input_budget: ByteBudget | None = None,
     ) -> None:
         self.csi = csi
         self.alpha = alpha
@@ -145,7 +149,12 @@ class WasmRuntime:
         v0_4.register(self.linker, csi, v0_4.SEMVER)
         if alpha:
             v0_4.register(self.linker, csi, v0_4.SEMVER_ALPHA)
-        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="skill")
+        self.input_budget = input_budget or ByteBudget(64 * 1024 * 1024)
+        self.stuck = StuckGuests(max_workers if max_stuck is None else max_stuck)
+        # Room for every slot plus the stuck threads whose slots were given back (runtime/stuck.py).
+        self._executor = ThreadPoolExecutor(
+            max_workers=max_workers + self.stuck.bound, thread_name_prefix="skill"
+        )
         self.in_flight: set[Invocation] = set()
 
     def stop_all(self, reason: str) -> None:
@@ -181,7 +190,9 @@ class WasmRuntime:
 
     async def run(self, skill: LoadedSkill, input: bytes, ctx: CsiContext) -> bytes:
         """Runs a function skill; returns the output bytes (not yet checked to be JSON)."""
-        result = await self._execute(ctx, lambda inv: self._call(skill, inv, skill.run_index, input))
+        result = await self._execute(
+            ctx, lambda inv: self._call(skill, inv, skill.run_index, input), input_bytes=len(input)
+        )
         if isinstance(result, Variant):
             raise _guest_error(result)
         assert isinstance(result, bytes)
@@ -200,7 +211,7 @@ class WasmRuntime:
             output = ResourceHost.own(inv.add_resource("stream-output"), v0_3.STREAM_OUTPUT_TYPE)
             return self._call(skill, inv, skill.run_index, input, output)
 
-        result = await self._execute(ctx, call, stream=stream)
+        result = await self._execute(ctx, call, stream=stream, input_bytes=len(input))
         if isinstance(result, Variant):
             raise _guest_error(result)
 
@@ -220,9 +231,16 @@ class WasmRuntime:
         call: Callable[[Invocation], Any],
         csi_allowed: bool = True,
         stream: asyncio.Queue[Any] | None = None,
+        input_bytes: int = 0,
     ) -> Any:
         loop = asyncio.get_running_loop()
-        await self.admission.acquire(ctx.namespace)
+        # The input's native copies live as long as the export runs (runtime/budget.py).
+        budget = await self.input_budget.acquire(input_bytes)
+        try:
+            await self.admission.acquire(ctx.namespace)
+        except BaseException:
+            self.input_budget.release(budget)
+            raise
         invocation = Invocation(loop, ctx, self.timeout, csi_allowed=csi_allowed)
         invocation.stream = stream
         self.in_flight.add(invocation)
@@ -234,12 +252,16 @@ class WasmRuntime:
         except BaseException:
             self.in_flight.discard(invocation)
             self.admission.release(ctx.namespace)
+            self.input_budget.release(budget)
             raise
 
+        release = self.stuck.slot_release(lambda: self.admission.release(ctx.namespace))
+
         def finished(_: asyncio.Future[Any]) -> None:
-            # The slot is free only once the thread is: an abandoned guest still holds its memory.
             self.in_flight.discard(invocation)
-            self.admission.release(ctx.namespace)
+            self.stuck.finished(invocation)
+            release()
+            self.input_budget.release(budget)
 
         future.add_done_callback(finished)
         # If we stop waiting (deadline, cancellation) the thread still finishes; retrieve its outcome.
@@ -255,6 +277,9 @@ class WasmRuntime:
             invocation.stop(CANCELLED_MESSAGE)
             log.info("invocation cancelled", extra={"skill": _label(ctx)})
             raise
+        finally:
+            if not future.done():  # stopped; a guest blocked in WASI gives its slot back (bounded)
+                self.stuck.watch(loop, future, invocation, release, _label(ctx))
 
     def _guarded(self, invocation: Invocation, call: Callable[[Invocation], Any]) -> Any:
         """Runs on a worker thread: every failure becomes an ExecutionError for this invocation only."""

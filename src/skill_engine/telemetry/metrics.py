@@ -101,6 +101,11 @@ class Metrics:
             "Skill invocations waiting for a free worker thread (MAX_CONCURRENT_SKILLS reached).",
             registry=r,
         )
+        self.stuck = Gauge(
+            "kernel_skill_threads_stuck",
+            "Worker threads still running a guest that was stopped (blocked in WASI); see MAX_STUCK_SKILLS.",
+            registry=r,
+        )
         self.compile_duration = Histogram(
             "kernel_skill_compile_duration_seconds",
             "Compilation of a skill to native code (cache misses only; artifacts are cached on disk).",
@@ -122,11 +127,13 @@ class Metrics:
         cache_items: Callable[[], int],
         in_flight: Callable[[], int],
         queued: Callable[[], int],
+        stuck: Callable[[], int] = lambda: 0,
     ) -> None:
         """Gauges read at scrape time from the engine's own state (no bookkeeping on the hot path)."""
         self.cache_items.set_function(_safe(cache_items))
         self.in_flight.set_function(_safe(in_flight))
         self.queued.set_function(_safe(queued))
+        self.stuck.set_function(_safe(stuck))
 
     def csi_request(self, function: str, count: int = 1) -> None:
         """Counts `count` requests of a CSI function (WIT `chunk-with-offsets`, HTTP `chunk_with_offsets`)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from skill_engine.csi.errors import NO_INFERENCE, CsiError
+from skill_engine.csi.fanout import fan_out as fan_out  # re-exported: drivers import it from here
 from skill_engine.csi.types import (
     ChatEvent,
     ChatRequest,
@@ -78,18 +78,3 @@ class NoInference:
 
     async def aclose(self) -> None:
         return None
-
-
-Out = TypeVar("Out")
-
-
-async def fan_out(items: Sequence[In], call: Callable[[In], Coroutine[Any, Any, Out]]) -> list[Out]:
-    """Runs `call` for each item concurrently; results in request order; a failure cancels the rest."""
-    if len(items) == 1:
-        return [await call(items[0])]
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks: list[asyncio.Task[Out]] = [group.create_task(call(item)) for item in items]
-    except BaseExceptionGroup as group_error:
-        raise group_error.exceptions[0] from None
-    return [task.result() for task in tasks]
