@@ -17,6 +17,11 @@ def serve() -> int:
         print(e, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        from skill_engine import workers
+
+        logging.getLogger("skill_engine").info("Listening on: %s", settings.kernel_address)
+        return workers.serve(settings)
     from skill_engine import shutdown
     from skill_engine.app import create_app
     from skill_engine.edge import EdgeLimits
@@ -27,9 +32,7 @@ def serve() -> int:
     log.info("Listening on: %s", settings.kernel_address)
     # Our middleware writes one line per request (with its duration): no uvicorn access log, no own config.
     runtime = app.state.engine.runtime
-    limits = EdgeLimits(
-        settings.max_connections, settings.request_header_timeout, settings.request_body_timeout
-    )
+    limits = EdgeLimits.from_settings(settings)
     return shutdown.run(app, host, port, runtime, settings.shutdown_grace, limits)
 
 

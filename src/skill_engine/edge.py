@@ -27,6 +27,8 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from skill_engine.config import Settings
+
 log = logging.getLogger("skill_engine.edge")
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -45,6 +47,10 @@ class EdgeLimits:
     max_connections: int = 1024
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EdgeLimits:
+        return cls(settings.max_connections, settings.request_header_timeout, settings.request_body_timeout)
 
 
 def server_options(limits: EdgeLimits) -> dict[str, Any]:

@@ -71,12 +71,12 @@ class GracefulServer(uvicorn.Server):
         self.runtime.stop_all(SHUTDOWN_MESSAGE)
 
 
-def run(
-    app: object, host: str, port: int, runtime: WasmRuntime, grace: float, limits: EdgeLimits | None = None
-) -> int:
-    """Serves until a signal; logging is configured by the caller (no uvicorn log config, no access log)."""
+def server_config(
+    app: object, host: str, port: int, grace: float, limits: EdgeLimits | None = None
+) -> uvicorn.Config:
+    """uvicorn's settings for one serving process (the only one, or each of several workers)."""
     _, drain = schedule(grace)
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
@@ -86,10 +86,21 @@ def run(
         timeout_graceful_shutdown=drain,  # type: ignore[arg-type]  # used with wait_for: a float works
         **server_options(limits or EdgeLimits()),  # protocol, header/body/keep-alive timeouts, caps
     )
-    server = GracefulServer(config, runtime, grace)
+
+
+def run(
+    app: object, host: str, port: int, runtime: WasmRuntime, grace: float, limits: EdgeLimits | None = None
+) -> int:
+    """Serves until a signal; logging is configured by the caller (no uvicorn log config, no access log)."""
+    server = GracefulServer(server_config(app, host, port, grace, limits), runtime, grace)
     server.run()
+    return finish(server, runtime)
+
+
+def finish(server: GracefulServer, runtime: WasmRuntime) -> int:
+    """After serving: 1 if start-up failed (uvicorn has logged why, e.g. the port is taken), else 0."""
     if not server.started:
-        return 1  # e.g. the port is taken or start-up failed; uvicorn has logged why
+        return 1
     runtime.shutdown_workers()
     _exit_if_threads_stuck()
     return 0
