@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from skill_engine.api import json_worker
 from skill_engine.api.cross_cutting import MIN_COMPRESS_SIZE, PermissiveCors, RequestDecompression
 from skill_engine.api.csi_http import CsiRoutes
 from skill_engine.api.deployment import DeploymentRoutes
@@ -171,6 +172,7 @@ class Engine:
 
     async def stop(self) -> None:
         self.runtime.stop_all("The engine is shutting down.")
+        json_worker.shutdown()
         for task in (self._watching, self._mcp_refreshing, self._revalidating):
             if task is not None:
                 task.cancel()

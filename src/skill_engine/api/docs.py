@@ -15,6 +15,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from skill_engine.api.openapi_paths import operational_paths
+
 TITLE = "pharia-engine"
 VERSION = "0.15.0"
 DESCRIPTION = "The best place to run serverless AI applications."
@@ -200,6 +202,7 @@ def openapi(beta: bool) -> dict[str, Any]:
                 },
             }
         }
+    paths.update(operational_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -216,6 +219,8 @@ def openapi(beta: bool) -> dict[str, Any]:
             {"name": "skills", "description": "Run skills and inspect them"},
             {"name": "docs", "description": "This API description"},
             {"name": "tools", "description": "Tools available to skills"},
+            {"name": "csi", "description": "CSI over HTTP, for developing skills outside the engine"},
+            {"name": "documents", "description": "The embedded document index's management API"},
         ],
     }
 

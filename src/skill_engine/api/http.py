@@ -8,7 +8,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
+from skill_engine.api.json_worker import JsonProblem, compact_json, dumps
 from skill_engine.config import invalid_namespace_text, is_valid_namespace
 
 MAX_BODY = 50 * 1024 * 1024
@@ -28,11 +30,25 @@ def text(body: str, status: int = 200) -> Response:
 
 
 def json_response(value: Any, status: int = 200) -> Response:
-    return Response(dumps(value), status_code=status, media_type="application/json")
+    return json_bytes_response(dumps(value), status)
 
 
-def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+def json_bytes_response(body: bytes, status: int = 200) -> Response:
+    """Serialized JSON; large bodies go out in slices so compression and writes share the event loop."""
+    if len(body) > _LARGE:
+        return _SlicedResponse(body, status_code=status, media_type="application/json")
+    return Response(body, status_code=status, media_type="application/json")
+
+
+class _SlicedResponse(Response):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        view = memoryview(self.body)
+        for start in range(0, len(view), _LARGE):
+            end = start + _LARGE
+            await send(
+                {"type": "http.response.body", "body": bytes(view[start:end]), "more_body": end < len(view)}
+            )
 
 
 def namespace_param(request: Request) -> str:
@@ -81,11 +97,12 @@ async def read_body(request: Request) -> bytes:
 
 
 async def json_body(request: Request) -> bytes:
-    """The body as compact JSON bytes, as the skill receives it."""
+    """The body as compact JSON bytes, as the skill receives it (large bodies in a helper process)."""
     raw = await _json_bytes(request)
-    if len(raw) > _LARGE:
-        return await run_in_threadpool(_reserialize, raw)
-    return _reserialize(raw)
+    try:
+        return await compact_json(raw, strict=True)
+    except JsonProblem as e:
+        raise HttpError(400, f"Failed to parse the request body as JSON: {e.text}") from None
 
 
 async def json_value(request: Request) -> Any:
@@ -100,10 +117,6 @@ async def _json_bytes(request: Request) -> bytes:
     if not _is_json(request.headers.get("content-type")):
         raise HttpError(415, "Expected request with `Content-Type: application/json`")
     return await read_body(request)
-
-
-def _reserialize(raw: bytes) -> bytes:
-    return dumps(_parse(raw))
 
 
 def _reject_constant(name: str) -> Any:

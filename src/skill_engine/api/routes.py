@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,11 +15,12 @@ from skill_engine.api.http import (
     HttpError,
     bearer_token,
     json_body,
+    json_bytes_response,
     json_response,
     namespace_param,
-    serde_style,
     text,
 )
+from skill_engine.api.json_worker import JsonProblem, compact_json
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.errors import ExecutionError, InvalidOutput, IsFunction, IsMessageStream
 from skill_engine.runtime.runner import SkillKind, WasmRuntime
@@ -138,12 +138,10 @@ class SkillRoutes:
                 request, self.runtime.run(skill, input, CsiContext(namespace, name, token))
             )
             try:
-                value = json.loads(output)
-            except json.JSONDecodeError as e:
-                raise InvalidOutput(serde_style(e)) from None
-            except UnicodeDecodeError as e:
-                raise InvalidOutput(str(e)) from None
-        return json_response(value)
+                body = await compact_json(output)  # a large output is re-serialized off the event loop
+            except JsonProblem as e:
+                raise InvalidOutput(e.text) from None
+        return json_bytes_response(body)
 
     @handles_errors
     async def metadata(self, request: Request) -> Response:

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from skill_engine.errors import SkillLoadError
 from skill_engine.runtime.cache_lock import locked_async
@@ -84,7 +85,8 @@ class Compiler:
         """Called with (skill label, seconds) after each real compilation (metrics)."""
 
     async def compiled(self, wasm: bytes, label: str) -> Path:
-        digest = hashlib.sha256(wasm).hexdigest()
+        # Off the event loop: hashing tens of MB would stall every other request (sha256 drops the GIL).
+        digest = await asyncio.to_thread(_sha256, wasm)
         cached = self.cache.lookup(digest)
         if cached is not None:
             return cached
@@ -112,8 +114,7 @@ class Compiler:
                 return cached
             destination = self.cache.path_for(digest)
             with tempfile.NamedTemporaryFile(dir=self.cache.directory, suffix=".wasm") as source:
-                source.write(wasm)
-                source.flush()
+                await asyncio.to_thread(_write, source, wasm)
                 started = time.monotonic()
                 process = await asyncio.create_subprocess_exec(
                     sys.executable,
@@ -141,6 +142,15 @@ class Compiler:
                 self.on_compiled(label, elapsed)
             self.cache.evict_to_limit()
             return destination
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write(file: IO[bytes], data: bytes) -> None:
+    file.write(data)
+    file.flush()
 
 
 def _compile_file(source: str, destination: str) -> int:
