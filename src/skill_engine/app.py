@@ -22,6 +22,7 @@ from skill_engine.api.csi_http import CsiRoutes
 from skill_engine.api.deployment import DeploymentRoutes
 from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
+from skill_engine.api.evaluations import EvaluationRoutes
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.auth import Authenticator, AuthMiddleware
@@ -36,9 +37,13 @@ from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
 from skill_engine.csi.tools import Tools
+from skill_engine.evaluation.invoker import SkillInvoker
+from skill_engine.evaluation.runner import Evaluations
+from skill_engine.evaluation.storage import Storage, database_url
 from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
+from skill_engine.skills.builtin import builtin
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
 from skill_engine.telemetry import Telemetry
@@ -75,6 +80,14 @@ def make_tools(settings: Settings) -> Tools:
             )
         )
     )
+
+
+def make_evaluations(settings: Settings, invoker: SkillInvoker, csi: Csi) -> Evaluations:
+    config = settings.evaluations
+    directory = config.directory or Path(platformdirs.user_data_dir("skill-engine"))
+    secret = config.database_url.get_secret_value() if config.database_url is not None else None
+    storage = Storage(database_url(secret, directory))
+    return Evaluations(storage, invoker, csi, config.max_concurrency)
 
 
 def cache_directory(settings: Settings) -> Path:
@@ -150,10 +163,16 @@ class Engine:
             else None
         )
         self._revalidating: asyncio.Task[None] | None = None
+        invoker = SkillInvoker(self.store, self.runtime, self.csi, self.telemetry)
+        self.evaluations = make_evaluations(settings, invoker, self.csi)
+
+    def knows_skill(self, namespace: str, name: str) -> bool:
+        return builtin(namespace, name) is not None or f"{namespace}/{name}" in self.store.skill_paths()
 
     async def start(self) -> None:
         self.telemetry.metrics.serve(self.settings.metrics_address)
         await self.watcher.run_pass()  # the port opens only after the first pass
+        await self.evaluations.start()
         self._watching = asyncio.create_task(self.watcher.run_forever())
         self._revalidating = asyncio.create_task(
             self.store.revalidate_forever(self.settings.namespace_update_interval)
@@ -165,6 +184,7 @@ class Engine:
         self._mcp_refreshing = asyncio.create_task(mcp.run_forever())
 
     async def stop(self) -> None:
+        await self.evaluations.stop()
         self.runtime.stop_all("The engine is shutting down.")
         for task in (self._watching, self._mcp_refreshing, self._revalidating):
             if task is not None:
@@ -192,6 +212,12 @@ def create_app(settings: Settings) -> Starlette:
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
     docs = DocsRoutes(settings.pharia_ai_feature_set)
+    evaluations = EvaluationRoutes(
+        engine.evaluations,
+        engine.knows_skill,
+        int(settings.evaluations.max_dataset_bytes),
+        settings.evaluations.max_examples,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -214,6 +240,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/skills/{namespace}/{name}/message-stream", routes.message_stream, methods=["POST"]),
             Route("/v1/tools/{namespace}", routes.list_tools, methods=["GET"]),
             *documents.routes(),
+            *evaluations.routes(),
             *CsiRoutes(engine.csi).routes(),
             Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
             Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
