@@ -11,8 +11,11 @@ from skill_engine.telemetry.logs import configure_logging
 
 
 def serve() -> int:
+    from skill_engine.skills.sources import check_namespaces
+
     try:
         settings = load_settings()
+        check_namespaces(settings.effective_namespaces())
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2

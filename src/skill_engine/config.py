@@ -47,6 +47,15 @@ def is_valid_namespace(name: str) -> bool:
     return 1 <= len(name) <= 64 and NAMESPACE_PATTERN.match(name) is not None
 
 
+SAMPLING_RATIO_ERROR = "otel_sampling_ratio must be between 0.0 and 1.0 inclusive"
+
+
+def validate_sampling_ratio(ratio: float) -> float:
+    if not 0.0 <= ratio <= 1.0:  # NaN fails too
+        raise ValueError(SAMPLING_RATIO_ERROR)
+    return ratio
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
 _ISO_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -123,8 +132,8 @@ class NamespaceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_shape(self) -> NamespaceConfig:
-        from skill_engine.skills.description import InvalidDescription, parse_native_tools, parse_skills
-
+        """Which keys make a shape; the skill entries and native tools are checked where sources are made
+        (`skills.sources.check_namespaces`)."""
         if self.config_url is not None:
             scheme = self.config_url.partition("://")[0] if "://" in self.config_url else self.config_url
             if scheme.lower() not in ("http", "https", "file"):
@@ -135,12 +144,6 @@ class NamespaceConfig(BaseModel):
             raise ValueError(
                 "`config-url` and `skills` namespaces need a `registry` or a `path` to load from"
             )
-        try:
-            if self.config_url is None and self.directory is None and self.skills is not None:
-                parse_skills(self.skills)
-            parse_native_tools(self.native_tools)
-        except InvalidDescription as e:
-            raise ValueError(str(e)) from None
         return self
 
 
@@ -259,8 +262,6 @@ class Settings(BaseSettings):
     @field_validator("otel_sampling_ratio")
     @classmethod
     def _ratio(cls, value: float) -> float:
-        from skill_engine.telemetry.tracing import validate_sampling_ratio
-
         return validate_sampling_ratio(value)
 
     @field_validator("log_format")
@@ -342,14 +343,22 @@ class ConfigError(Exception):
     """Start-up configuration is invalid; the message names the offending key."""
 
 
+def config_problem(location: list[str], message: str) -> str:
+    """One line of a ConfigError: the key's env and TOML spellings, then what is wrong."""
+    env_name = "__".join(part.replace("-", "_").upper() for part in location)
+    toml_name = ".".join(part.replace("_", "-") for part in location)
+    return f"{env_name} ({toml_name}): {message}"
+
+
+def config_error(problems: list[str]) -> ConfigError:
+    return ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
+
+
 def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as e:
-        problems = []
-        for error in e.errors():
-            location = [str(part) for part in error["loc"]]
-            env_name = "__".join(part.replace("-", "_").upper() for part in location)
-            toml_name = ".".join(part.replace("_", "-") for part in location)
-            problems.append(f"{env_name} ({toml_name}): {error['msg']}")
-        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None
+        problems = [
+            config_problem([str(part) for part in error["loc"]], error["msg"]) for error in e.errors()
+        ]
+        raise config_error(problems) from None
