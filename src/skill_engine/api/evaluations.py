@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from skill_engine.api.http import HttpError, bearer_token, json_response, json_value, text
+from skill_engine.api.http import HttpError, bearer_token, json_response, json_value
 from skill_engine.evaluation.datasets import DatasetError, parse_dataset
 from skill_engine.evaluation.report import compare, summarize
 from skill_engine.evaluation.runner import Evaluations, RunError
@@ -28,15 +28,15 @@ MAX_PAGE = 1000
 
 
 def _errors(handler: Handler, evaluations: Evaluations) -> Handler:
+    """503 while the storage is unreachable; a refused run becomes the engine's one HTTP error."""
+
     async def wrapped(request: Request) -> Response:
+        if evaluations.unavailable is not None:
+            raise HttpError(503, evaluations.unavailable)
         try:
-            if evaluations.unavailable is not None:
-                raise HttpError(503, evaluations.unavailable)
             return await handler(request)
-        except HttpError as e:
-            return text(e.text, e.status)
         except RunError as e:
-            return text(e.text, e.status)
+            raise HttpError(e.status, e.text) from None
 
     wrapped.__name__ = handler.__name__
     wrapped.__doc__ = handler.__doc__

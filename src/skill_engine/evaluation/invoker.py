@@ -19,7 +19,8 @@ from opentelemetry import context as otel_context
 
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.errors import ExecutionError, InvalidOutput
-from skill_engine.runtime.runner import SkillKind, WasmRuntime
+from skill_engine.metadata import SkillKind
+from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill
 from skill_engine.skills.store import SkillStore
 from skill_engine.streaming import MessageAppend, MessageBegin, MessageEnd
