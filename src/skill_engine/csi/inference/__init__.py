@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
+from skill_engine.csi.calls import CsiContext, EventStream
 from skill_engine.csi.errors import NO_INFERENCE, CsiError
-from skill_engine.csi.fanout import fan_out as fan_out  # re-exported: drivers import it from here
 from skill_engine.csi.types import (
     ChatEvent,
     ChatRequest,
@@ -18,24 +17,6 @@ from skill_engine.csi.types import (
     ExplanationRequest,
     TextScore,
 )
-
-In = TypeVar("In")
-Ev = TypeVar("Ev", covariant=True)
-
-
-class EventStream(Protocol[Ev]):
-    async def next(self) -> Ev | None: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class CsiContext:
-    """Who is calling: drivers use it for credentials, logs and traces."""
-
-    namespace: str
-    skill: str
-    token: str | None = None
 
 
 class Inference(Protocol):

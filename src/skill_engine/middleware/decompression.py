@@ -1,13 +1,10 @@
-"""HTTP behaviour around every route (engine-spec §2.1): permissive CORS, request body decompression and
-response compression (except event streams).
+"""Request body decompression and response compression around every route (engine-spec §2.1).
 
-* CORS mirrors tower-http's `CorsLayer::very_permissive`: the request's `Origin`, method and headers are
-  mirrored back with `Access-Control-Allow-Credentials: true`; preflights (`OPTIONS` with
-  `Access-Control-Request-Method`) are answered here without reaching a route.
 * Requests with `Content-Encoding` gzip, x-gzip or deflate are decoded while the route reads the body,
-  after authentication (this middleware sits inside AuthMiddleware); the decoded size counts against the
-  50 MiB body limit as it grows (a zip bomb is a 413 after 50 MiB of output, not an out-of-memory kill).
-  Encodings the standard library cannot decode (br, zstd) are answered 415.
+  so route-level authentication (middleware/auth.py) runs before any inflating; the decoded size counts
+  against the 50 MiB body limit as it grows (a zip bomb is a 413 after 50 MiB of output, not an
+  out-of-memory kill), and nothing is buffered here. Encodings the standard library cannot decode (br,
+  zstd) are answered 415.
 * Responses are gzip-compressed when the client accepts it, except `text/event-stream` and bodies below
   32 bytes (starlette's GZipMiddleware, configured in app.py).
 """
@@ -16,7 +13,7 @@ from __future__ import annotations
 
 import zlib
 
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skill_engine.api.http import MAX_BODY, HttpError
@@ -26,60 +23,12 @@ DECOMPRESS_FAILED = "Failed to decompress the request body"
 MIN_COMPRESS_SIZE = 32
 
 
-class PermissiveCors:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        origin = headers.get("origin")
-        method = headers.get("access-control-request-method")
-        if scope["method"] == "OPTIONS" and method is not None:
-            await self._preflight(send, origin, method, headers.get("access-control-request-headers"))
-            return
-
-        async def send_with_cors(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                response_headers = MutableHeaders(scope=message)
-                if origin is not None:
-                    response_headers["access-control-allow-origin"] = origin
-                response_headers["access-control-allow-credentials"] = "true"
-                response_headers.add_vary_header("origin")
-                response_headers.add_vary_header("access-control-request-method")
-                response_headers.add_vary_header("access-control-request-headers")
-            await send(message)
-
-        await self.app(scope, receive, send_with_cors)
-
-    @staticmethod
-    async def _preflight(send: Send, origin: str | None, method: str, requested: str | None) -> None:
-        headers = [
-            (b"access-control-allow-credentials", b"true"),
-            (b"access-control-allow-methods", method.encode("latin-1")),
-            (b"vary", b"origin, access-control-request-method, access-control-request-headers"),
-            (b"content-length", b"0"),
-        ]
-        if origin is not None:
-            headers.append((b"access-control-allow-origin", origin.encode("latin-1")))
-        if requested is not None:
-            headers.append((b"access-control-allow-headers", requested.encode("latin-1")))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-
-
-class _Refused(HttpError):
-    """Raised by the decoding `receive`; routes answer it like their own body errors."""
-
-
 def _decoder(encoding: str) -> zlib._Decompress:
     if encoding in ("gzip", "x-gzip"):
         return zlib.decompressobj(zlib.MAX_WBITS | 16)
     if encoding == "deflate":
         return zlib.decompressobj(zlib.MAX_WBITS | 32)  # zlib wrapper (RFC 9110); raw deflate below
-    raise _Refused(415, f"Unsupported `Content-Encoding`: {encoding}")
+    raise HttpError(415, f"Unsupported `Content-Encoding`: {encoding}")
 
 
 class _Stage:
@@ -99,21 +48,21 @@ class _Stage:
             out = self.decoder.decompress(data, room + 1)
         except zlib.error:
             if self.encoding != "deflate" or self.produced or len(self._start) >= 1024:
-                raise _Refused(400, DECOMPRESS_FAILED) from None
+                raise HttpError(400, DECOMPRESS_FAILED) from None
             self.decoder = zlib.decompressobj(-zlib.MAX_WBITS)
             self.encoding = "raw deflate"
             try:
                 out = self.decoder.decompress(self._start, room + 1)
             except zlib.error:
-                raise _Refused(400, DECOMPRESS_FAILED) from None
+                raise HttpError(400, DECOMPRESS_FAILED) from None
         self.produced += len(out)
         if self.produced > MAX_BODY:
-            raise _Refused(413, TOO_LARGE)
+            raise HttpError(413, TOO_LARGE)
         return out
 
     def finish(self) -> None:
         if not self.decoder.eof:
-            raise _Refused(400, DECOMPRESS_FAILED)
+            raise HttpError(400, DECOMPRESS_FAILED)
 
 
 class RequestDecompression:
@@ -148,10 +97,10 @@ class RequestDecompression:
                 if k.lower() not in (b"content-encoding", b"content-length")
             ]
             await self.app({**scope, "headers": new_headers}, _decoding(receive, stages), tracking_send)
-        except _Refused as e:
+        except HttpError as e:
             if started:
                 raise
-            await _refuse(send, e)
+            await e.response()(scope, receive, send)
 
 
 def _decoding(receive: Receive, stages: list[_Stage]) -> Receive:
@@ -172,18 +121,3 @@ def _decoding(receive: Receive, stages: list[_Stage]) -> Receive:
                 return {"type": "http.request", "body": data, "more_body": more}
 
     return decoded
-
-
-async def _refuse(send: Send, error: _Refused) -> None:
-    data = error.text.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": error.status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
