@@ -221,6 +221,7 @@ def openapi(beta: bool) -> dict[str, Any]:
             {"name": "tools", "description": "Tools available to skills"},
             {"name": "csi", "description": "CSI over HTTP, for developing skills outside the engine"},
             {"name": "documents", "description": "The embedded document index's management API"},
+            {"name": "evaluations", "description": "Datasets and evaluation runs of skills"},
         ],
     }
 

@@ -1,7 +1,8 @@
 """OpenAPI descriptions of the routes PhariaEngine's document leaves out: public pages and health, CSI
 over HTTP (`/csi/v1/*`, `/csi/v2/*`, legacy `/csi`), the embedded document index's management API
-(`/v1/documents/*`) and the skill cache (`/cached_skills`). docs.py merges them into `/openapi.json`, so
-the fuzzer (tests/fuzz) reaches every route the engine serves.
+(`/v1/documents/*`), the skill cache (`/cached_skills`) and evaluations (`/v1/datasets`,
+`/v1/evaluations`). docs.py merges them into `/openapi.json`, so the fuzzer (tests/fuzz) reaches every
+route the engine serves.
 """
 
 from __future__ import annotations
@@ -124,6 +125,59 @@ _NO_CONTENT = {"204": {"description": "Done"}}
 _JSON_OK = {"200": {"description": "The stored value", "content": _JSON_ANY}}
 
 
+def _evaluation(operation: str, summary: str, ok: str, body: bool = False) -> dict[str, Any]:
+    """An evaluation route (docs/evaluation.md): JSON, or JSON lines / CSV for exported results."""
+    content = {**_JSON_ANY, "application/x-ndjson": _TEXT["text/plain"], "text/csv": _TEXT["text/plain"]}
+    entry: dict[str, Any] = {
+        "tags": ["evaluations"],
+        "operationId": operation,
+        "summary": summary,
+        "security": _SECURITY,
+        "responses": {
+            ok: {"description": summary, "content": content},
+            "204": {"description": "Deleted"},
+            **_auth(),
+            "404": _text("No such dataset or evaluation"),
+            "409": _text("Conflicts with the current state"),
+            **_body_errors(),
+            "422": _text("Well-formed JSON of the wrong shape"),
+            "503": _text("Evaluations are not available (storage unreachable or not configured)"),
+        },
+    }
+    if body:
+        entry["requestBody"] = {"required": True, "content": {**_JSON_ANY, "text/csv": _TEXT["text/plain"]}}
+    return entry
+
+
+def evaluation_paths() -> dict[str, Any]:
+    one = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    return {
+        "/v1/datasets": {
+            "post": _evaluation("upload_dataset", "Upload a dataset (JSON lines or CSV)", "201", body=True),
+            "get": _evaluation("list_datasets", "Datasets", "200"),
+        },
+        "/v1/datasets/{id}": {
+            "parameters": one,
+            "get": _evaluation("get_dataset", "A dataset", "200"),
+            "delete": _evaluation("delete_dataset", "Delete a dataset", "204"),
+        },
+        "/v1/evaluations": {
+            "post": _evaluation("start_evaluation", "Start an evaluation run", "202", body=True),
+            "get": _evaluation("list_evaluations", "Evaluation runs", "200"),
+        },
+        "/v1/evaluations/compare": {"get": _evaluation("compare_evaluations", "Compare two runs", "200")},
+        "/v1/evaluations/{id}": {
+            "parameters": one,
+            "get": _evaluation("get_evaluation", "An evaluation run's summary", "200"),
+            "delete": _evaluation("delete_evaluation", "Cancel or delete a run", "200"),
+        },
+        "/v1/evaluations/{id}/results": {
+            "parameters": one,
+            "get": _evaluation("evaluation_results", "Per-example results", "200"),
+        },
+    }
+
+
 def operational_paths() -> dict[str, Any]:
     index = {"name": "index", "in": "path", "required": True, "schema": {"type": "string"}}
     base = "/v1/documents/{namespace}/{collection}"
@@ -148,6 +202,7 @@ def operational_paths() -> dict[str, Any]:
         },
     }
     return {
+        **evaluation_paths(),
         "/": _page("landing", "Landing page", "text/html"),
         "/api-docs": _page("api_docs_page", "This API, rendered", "text/html"),
         "/skill.wit": _page("skill_wit", "The `pharia:skill` WIT world", "text/plain"),
