@@ -22,6 +22,7 @@ from skill_engine.api.csi_http import CsiRoutes
 from skill_engine.api.deployment import DeploymentRoutes
 from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
+from skill_engine.api.readiness import Readiness
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.auth import Authenticator, AuthMiddleware
@@ -192,6 +193,7 @@ def create_app(settings: Settings) -> Starlette:
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
     docs = DocsRoutes(settings.pharia_ai_feature_set)
+    readiness = Readiness()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -207,6 +209,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/openapi.json", docs.openapi_json, methods=["GET"]),
             Route("/api-docs", docs.api_docs, methods=["GET"]),
             Route("/health", routes.health, methods=["GET"]),
+            Route("/ready", readiness.ready, methods=["GET"]),
             Route("/skill.wit", serve_skill_wit, methods=["GET"]),
             Route("/v1/skills", routes.list_skills, methods=["GET"]),
             Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
@@ -230,4 +233,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.readiness = readiness  # shutdown.py marks it draining
     return app
