@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from skill_engine.commands import compile as compile_command
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
@@ -33,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skill-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve skills over HTTP (configuration from config.toml, .env, env)")
+    compile_command.add_parser(commands)
     args = parser.parse_args(argv)
+    if hasattr(args, "run"):  # sub-commands in skill_engine/commands/ bring their own `run`
+        return int(args.run(args))
     if args.command == "serve":
         return serve()
     return 2
