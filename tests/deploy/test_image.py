@@ -78,6 +78,7 @@ def image_config(archive: Path) -> dict[str, Any]:
     return config
 
 
+@pytest.mark.timeout(1800)  # builds the image first when `make image` has not
 def test_image_configuration_is_non_root_with_volumes_labels_and_the_serve_entrypoint(archive: Path) -> None:
     config = image_config(archive)["config"]
     assert config["User"] == "10001:10001"
@@ -94,6 +95,7 @@ def test_image_configuration_is_non_root_with_volumes_labels_and_the_serve_entry
     assert env["WASMTIME_CACHE_DIR"] == "/var/cache/skill-engine/compiled"
 
 
+@pytest.mark.timeout(900)  # compiles: ~10 s of CPU idle, minutes on a loaded machine
 def test_image_holds_no_build_or_test_tools_and_reports_its_size(archive: Path, bundle: Path) -> None:
     rootfs = bundle / "rootfs"
     site = rootfs / "opt/skill-engine/lib/python3.11/site-packages"
@@ -110,6 +112,7 @@ def test_image_holds_no_build_or_test_tools_and_reports_its_size(archive: Path, 
     assert size < 1024 * 2**20
 
 
+@pytest.mark.timeout(900)  # compiles: ~10 s of CPU idle, minutes on a loaded machine
 def test_image_is_pushed_to_a_registry(archive: Path, layout: Path, tmp_path: Path) -> None:
     registry = Registry(tmp_path / "registry").start()
     try:
@@ -228,6 +231,7 @@ def container(bundle: Path, tmp_path: Path, probe_wasm: Path) -> Iterator[Contai
         running.remove()
 
 
+@pytest.mark.timeout(1500)  # compiles: ~10 s of CPU idle, minutes on a loaded machine
 def test_container_serves_builtin_and_mounted_skills_as_non_root_and_exits_0_on_sigterm(
     container: Container,
 ) -> None:
