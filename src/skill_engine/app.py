@@ -26,6 +26,8 @@ from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.auth import Authenticator, AuthMiddleware
 from skill_engine.config import Settings
+from skill_engine.console.openapi import console_paths
+from skill_engine.console.routes import ConsoleRoutes
 from skill_engine.csi import Csi
 from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
@@ -191,7 +193,8 @@ def create_app(settings: Settings) -> Starlette:
     deployment = DeploymentRoutes(engine.store, engine.watcher)
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
-    docs = DocsRoutes(settings.pharia_ai_feature_set)
+    docs = DocsRoutes(settings.pharia_ai_feature_set, console_paths())
+    console = ConsoleRoutes(engine)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -218,6 +221,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
             Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
             Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
+            *console.routes(),
         ],
         exception_handlers={404: _empty, 405: _empty},
         middleware=[

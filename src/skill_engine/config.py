@@ -224,6 +224,8 @@ class Settings(BaseSettings):
     memory_request: ByteSize | None = None
     memory_limit: ByteSize | None = None
     precompile_skills: bool = True
+    console_executions: int = Field(default=100, ge=0)
+    """Executions (with their spans and log lines) the console keeps in memory; 0 records none."""
     """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
 
     @classmethod

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.trace import Span
 
 from skill_engine.errors import ExecutionError
+from skill_engine.telemetry.recorder import ERROR_ATTRIBUTE, STATUS_ATTRIBUTE
 
 if TYPE_CHECKING:
     from skill_engine.telemetry import Telemetry
@@ -58,7 +59,15 @@ class Execution:
             executing(self.namespace, self.name),
             self.telemetry.span("skill_execution", {"skill": f"{self.namespace}/{self.name}"}) as span,
         ):
-            yield span
+            try:
+                yield span
+            except BaseException as e:
+                if span is not None and not isinstance(e, asyncio.CancelledError):
+                    # What the console shows: the status of the metrics and the client's error text.
+                    span.set_attribute(STATUS_ATTRIBUTE, metric_status(e))
+                    if isinstance(e, ExecutionError):
+                        span.set_attribute(ERROR_ATTRIBUTE, e.message)
+                raise
 
     def finish(self, error: BaseException | None = None) -> None:
         """Counts the execution once; a cancellation (client gone) is not an outcome."""
