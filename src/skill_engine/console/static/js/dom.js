@@ -62,3 +62,9 @@ export function errorBox(error) {
   const status = error && error.status ? `${error.status}: ` : "";
   return h("p", { class: "error", role: "alert" }, status, error && error.message ? error.message : String(error));
 }
+
+// Like element.append, skipping null/undefined/false and flattening arrays.
+export function add(element, ...children) {
+  append(element, children);
+  return element;
+}

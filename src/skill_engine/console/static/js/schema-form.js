@@ -126,7 +126,7 @@ function field(name, rawSchema, root, required, initial) {
     const options = kind === "const" ? [schema.const] : schema.enum;
     input = h("select", { id, "aria-describedby": describedBy },
       required ? null : h("option", { value: "" }, "(not set)"),
-      options.map((option, index) => h("option", { value: String(index) }, JSON.stringify(option))));
+      options.map((option, index) => h("option", { value: String(index) }, typeof option === "string" ? option : JSON.stringify(option))));
     const chosen = options.findIndex((o) => JSON.stringify(o) === JSON.stringify(start));
     if (chosen >= 0) input.value = String(chosen);
     read = () => (input.value === "" ? undefined : options[Number(input.value)]);

@@ -1,7 +1,7 @@
 // Catalogue: namespaces and their skills with kind, WIT version, digest/tag, state, description and schemas;
 // search by name and description; misconfigured namespaces with their error; tools and MCP servers.
 import { getJson, skillPath } from "../api.js";
-import { clear, errorBox, formatBytes, formatTime, h } from "../dom.js";
+import { add, clear, errorBox, formatBytes, formatTime, h } from "../dom.js";
 import { schemaView } from "../schema-view.js";
 
 const METADATA_CONCURRENCY = 2;
@@ -15,7 +15,7 @@ export async function render(root) {
   const search = h("input", { id: "skill-search", type: "search", placeholder: "name or description" });
   const count = h("span", { class: "muted", "aria-live": "polite" });
   const list = h("div", { class: "namespaces" });
-  root.append(
+  add(root, 
     h("h1", {}, "Catalogue"),
     h("div", { class: "toolbar" }, h("label", { for: "skill-search" }, "Search skills"), search, count),
     list,
@@ -23,12 +23,12 @@ export async function render(root) {
   const cards = [];
   for (const namespace of data.namespaces) {
     const section = h("section", { class: "namespace", "aria-labelledby": `ns-${namespace.name}` });
-    section.append(
+    add(section, 
       h("h2", { id: `ns-${namespace.name}` }, namespace.name, namespace.builtin ? h("span", { class: "badge" }, "built in") : null),
-      namespace.updated_at ? h("p", { class: "muted" }, `Updated ${formatTime(namespace.updated_at)}`) : null,
+      h("p", { class: "muted" }, namespace.builtin ? "The engine's own example skills." : `Updated ${formatTime(namespace.updated_at)}`),
     );
     if (namespace.error) {
-      section.append(h("p", { class: "error", role: "alert" }, "Misconfigured: ", namespace.error));
+      add(section, h("p", { class: "error", role: "alert" }, "Misconfigured: ", namespace.error));
     }
     const extras = h("div", { class: "extras" });
     if (namespace.mcp_servers.length) {
@@ -36,7 +36,7 @@ export async function render(root) {
     }
     const tools = h("p", { class: "tools" });
     extras.append(tools);
-    section.append(extras);
+    add(section, extras);
     loadTools(namespace.name, tools);
     const grid = h("div", { class: "skills" });
     if (!namespace.skills.length && !namespace.error) grid.append(h("p", { class: "muted" }, "No skills."));
@@ -45,7 +45,7 @@ export async function render(root) {
       cards.push(card);
       grid.append(card.element);
     }
-    section.append(grid);
+    add(section, grid);
     list.append(section);
   }
   const filter = () => {
@@ -77,7 +77,7 @@ async function loadTools(namespace, target) {
   try {
     const tools = await getJson(`/v1/tools/${encodeURIComponent(namespace)}`);
     if (tools.length) {
-      target.append("Tools: ", tools.map((tool) => h("code", { class: "chip", title: tool.description || "" }, tool.name)));
+      target.append("Tools: ", ...tools.map((tool) => h("code", { class: "chip", title: tool.description || "" }, tool.name)));
     }
   } catch {
     // a namespace without tools (or unknown to the tool registry) shows none

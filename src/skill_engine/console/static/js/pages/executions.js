@@ -1,7 +1,7 @@
 // Executions: the last recorded invocations (filter by namespace, skill, status) and, for one, the
 // waterfall of its spans (load, compile, CSI calls with model and tokens, tool calls) and its log lines.
 import { getJson } from "../api.js";
-import { clear, errorBox, formatMs, formatTime, h, pretty } from "../dom.js";
+import { add, clear, errorBox, formatMs, formatTime, h, pretty } from "../dom.js";
 
 const REFRESH_MS = 4000;
 
@@ -14,7 +14,7 @@ export async function render(root, params) {
     ["", "ok", "logic_error", "runtime_error"].map((v) => h("option", { value: v }, v || "any")));
   status.value = query.get("status") || "";
   const table = h("div", { class: "executions" });
-  root.append(
+  add(root, 
     h("h1", {}, "Executions"),
     h("form", { class: "toolbar filters", onsubmit: (e) => { e.preventDefault(); load(); } },
       h("label", { for: "filter-namespace" }, "Namespace"), namespace,
@@ -54,7 +54,7 @@ export async function render(root, params) {
               h("td", { class: "error-text" }, e.error || ""))))),
       );
     } catch (error) {
-      clear(table).append(errorBox(error));
+      add(clear(table), errorBox(error));
     }
   }
   await load();
@@ -78,15 +78,15 @@ function label(span) {
 }
 
 async function detail(root, traceId) {
-  root.append(h("p", {}, h("a", { href: "#/executions" }, "← All executions")));
+  add(root, h("p", {}, h("a", { href: "#/executions" }, "← All executions")));
   let data;
   try {
     data = await getJson(`/v1/console/executions/${encodeURIComponent(traceId)}`);
   } catch (error) {
-    root.append(errorBox(error));
+    add(root, errorBox(error));
     return;
   }
-  root.append(
+  add(root, 
     h("h1", {}, `${data.namespace}/${data.skill}`),
     h("p", {}, h("span", { class: `badge status ${data.status}` }, data.status), ` ${formatMs(data.duration_ms)} · started ${formatTime(data.started_at)} · trace `, h("code", {}, data.trace_id)),
     data.error ? h("p", { class: "error", role: "alert" }, data.error) : null,
@@ -109,9 +109,9 @@ async function detail(root, traceId) {
           h("span", { class: "num" }, formatMs(span.duration_ms))),
         h("pre", { class: "code" }, pretty({ attributes: span.attributes, events: span.events, kind: span.kind, status: span.status }))));
   });
-  root.append(h("h2", {}, "Spans"), h("ol", { class: "waterfall", "aria-label": "Span waterfall" }, rows));
-  if (data.dropped_spans) root.append(h("p", { class: "muted" }, `${data.dropped_spans} more spans not kept.`));
-  root.append(h("h2", {}, "Log lines"));
-  if (!data.logs.length) root.append(h("p", { class: "muted" }, "The skill wrote nothing to stdout or stderr."));
-  else root.append(h("pre", { class: "code logs", id: "logs" }, data.logs.map((l) => `${new Date(l.time * 1000).toISOString()} ${l.stream || l.level} ${l.message}`).join("\n")));
+  add(root, h("h2", {}, "Spans"), h("ol", { class: "waterfall", "aria-label": "Span waterfall" }, rows));
+  if (data.dropped_spans) add(root, h("p", { class: "muted" }, `${data.dropped_spans} more spans not kept.`));
+  add(root, h("h2", {}, "Log lines"));
+  if (!data.logs.length) add(root, h("p", { class: "muted" }, "The skill wrote nothing to stdout or stderr."));
+  else add(root, h("pre", { class: "code logs", id: "logs" }, data.logs.map((l) => `${new Date(l.time * 1000).toISOString()} ${l.stream || l.level} ${l.message}`).join("\n")));
 }

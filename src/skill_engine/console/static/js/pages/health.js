@@ -1,7 +1,7 @@
 // Health: version, uptime, in-flight and queued invocations, cache usage, executions by outcome and the
 // namespaces' last update and errors (the engine's Prometheus registry, the numbers /metrics shows).
 import { getJson } from "../api.js";
-import { clear, errorBox, formatBytes, formatTime, h } from "../dom.js";
+import { add, clear, errorBox, formatBytes, formatTime, h } from "../dom.js";
 
 const REFRESH_MS = 5000;
 
@@ -16,14 +16,14 @@ function uptime(seconds) {
 const stat = (name, value) => h("div", { class: "stat" }, h("dt", {}, name), h("dd", {}, value));
 
 export async function render(root) {
-  root.append(h("h1", {}, "Health"));
+  add(root, h("h1", {}, "Health"));
   const body = h("div", { id: "health" });
-  root.append(body);
+  add(root, body);
   async function load() {
     try {
       const d = await getJson("/v1/console/health");
       const executions = Object.entries(d.executions);
-      clear(body).append(
+      add(clear(body), 
         h("dl", { class: "stats" },
           stat("Version", d.version),
           stat("Uptime", uptime(d.uptime_s)),
@@ -48,7 +48,7 @@ export async function render(root) {
         h("p", { class: "muted" }, "Prometheus metrics are served on the metrics address (METRICS_ADDRESS), path /metrics."),
       );
     } catch (error) {
-      clear(body).append(errorBox(error));
+      add(clear(body), errorBox(error));
     }
   }
   await load();

@@ -2,25 +2,29 @@
 // error with its status; message streams grow live with reasoning and tool events shown apart; a curl
 // command for the same call.
 import { ApiError, api, eventStream, getJson, postJson, skillPath, token } from "../api.js";
-import { clear, errorBox, h, pretty } from "../dom.js";
+import { add, clear, errorBox, h, pretty } from "../dom.js";
 import { schemaForm } from "../schema-form.js";
 
 export async function render(root, params) {
   const [namespace, name] = params;
-  root.append(h("h1", {}, "Playground"));
+  add(root, h("h1", {}, "Playground"));
   if (!namespace || !name) {
     await chooser(root);
     return;
   }
   let metadata = null;
+  const loading = h("p", { class: "muted", role: "status" }, `Loading ${namespace}/${name} (a first load compiles it, which can take a while)…`);
+  add(root, loading);
   try {
     metadata = await getJson(`${skillPath(namespace, name)}/metadata`);
   } catch (error) {
-    root.append(errorBox(error));
+    add(root, errorBox(error));
+  } finally {
+    loading.remove();
   }
   const chat = metadata === null && (await isChat(namespace, name));
   const stream = chat || (metadata && metadata.skill_type === "message_stream");
-  root.append(
+  add(root, 
     h("h2", {}, `${namespace}/${name}`, h("span", { class: "badge kind" }, stream ? "message stream" : "function")),
     metadata && metadata.description ? h("p", {}, metadata.description) : null,
   );
@@ -83,7 +87,7 @@ export async function render(root, params) {
     copy.textContent = "Copied";
     setTimeout(() => (copy.textContent = "Copy"), 1500);
   } }, "Copy");
-  root.append(form, h("h3", {}, "Output"), output, h("h3", {}, "curl ", copy), curl);
+  add(root, form, h("h3", {}, "Output"), output, h("h3", {}, "curl ", copy), curl);
 
   async function run() {
     clear(output);
@@ -91,7 +95,7 @@ export async function render(root, params) {
     try {
       value = input();
     } catch (error) {
-      output.append(errorBox(new Error(`Invalid input: ${error.message}`)));
+      add(output, errorBox(new Error(`Invalid input: ${error.message}`)));
       return;
     }
     runButton.disabled = true;
@@ -100,11 +104,11 @@ export async function render(root, params) {
       const response = await postJson(`${skillPath(namespace, name)}/${route}`, value);
       if (!response.ok) throw new ApiError(response.status, await response.text());
       if (stream) await showStream(response, output);
-      else output.append(h("pre", { class: "code result", id: "result" }, pretty(await response.json())));
-      output.append(h("p", { class: "muted" }, `Finished in ${Math.round(performance.now() - started)} ms · `,
+      else add(output, h("pre", { class: "code result", id: "result" }, pretty(await response.json())));
+      add(output, h("p", { class: "muted" }, `Finished in ${Math.round(performance.now() - started)} ms · `,
         h("a", { href: "#/executions" }, "see its trace")));
     } catch (error) {
-      output.append(errorBox(error));
+      add(output, errorBox(error));
     } finally {
       runButton.disabled = false;
     }
@@ -113,7 +117,7 @@ export async function render(root, params) {
 
 async function showStream(response, output) {
   const transcript = h("div", { class: "transcript", id: "transcript" });
-  output.append(transcript);
+  add(output, transcript);
   let message = null;
   let text = null;
   let reasoning = null;
@@ -159,5 +163,5 @@ async function chooser(root) {
       list.append(h("li", {}, h("a", { href: `#/playground/${encodeURIComponent(namespace.name)}/${encodeURIComponent(skill.name)}` }, `${namespace.name}/${skill.name}`)));
     }
   }
-  root.append(h("p", {}, "Choose a skill to try:"), list);
+  add(root, h("p", {}, "Choose a skill to try:"), list);
 }
