@@ -55,7 +55,11 @@ def main(args: argparse.Namespace) -> int:
     except CommandError as e:
         stderr.print(f"[red]Error:[/red] {e.message}", markup=True, highlight=False)
         return e.status
-    update: dict[str, Any] = {"namespaces": {DEV_NAMESPACE: NamespaceConfig(directory=directory)}}
+    # One process: what the console shows (recorded executions) lives in it.
+    update: dict[str, Any] = {
+        "namespaces": {DEV_NAMESPACE: NamespaceConfig(directory=directory)},
+        "workers": 1,
+    }
     if args.address:
         update["kernel_address"] = args.address
     elif "KERNEL_ADDRESS" not in os.environ:

@@ -5,11 +5,13 @@ plus what metrics cannot carry: version, uptime, cache budget and each namespace
 from __future__ import annotations
 
 import math
+import os
 import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 if TYPE_CHECKING:
     from skill_engine.app import Engine
@@ -20,6 +22,16 @@ def engine_version() -> str:
         return version("skill-engine")
     except PackageNotFoundError:
         return "0"
+
+
+def metrics_registry(own: CollectorRegistry) -> CollectorRegistry:
+    """What `/metrics` serves: this engine's registry, or with WORKERS > 1 all workers' files merged."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return own
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=directory)  # type: ignore[no-untyped-call]
+    return merged
 
 
 def samples(registry: CollectorRegistry) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -48,7 +60,7 @@ def _gauge(found: dict[str, list[tuple[dict[str, str], float]]], name: str) -> f
 
 
 def health_report(engine: Engine, started_at: float) -> dict[str, Any]:
-    found = samples(engine.telemetry.metrics.registry)
+    found = samples(metrics_registry(engine.telemetry.metrics.registry))
     store, watcher = engine.store, engine.watcher
     executions = _total(found.get("kernel_skill_execution_total", []), by="status")
     tokens = _total(found.get("kernel_gen_ai_tokens_total", []), by="type")
@@ -66,7 +78,9 @@ def health_report(engine: Engine, started_at: float) -> dict[str, Any]:
         "executions": {status: int(count) for status, count in sorted(executions.items())},
         "tokens": {kind: int(count) for kind, count in sorted(tokens.items())},
         "http_requests": int(_total(found.get("kernel_http_requests_total", []))),
-        "max_concurrent_skills": engine.settings.max_concurrent_skills,
+        "max_concurrent_skills": engine.settings.max_concurrent_skills * engine.settings.workers,
+        "workers": engine.settings.workers,
+        "worker": os.getpid(),
         "tracing": {
             "exporting": engine.telemetry.tracing.exporting,
             "recorded_executions": engine.telemetry.recorder is not None,
