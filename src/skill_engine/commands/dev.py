@@ -13,8 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from skill_engine.commands.local import CommandError, settings_or_exit, stderr
-
 DEV_NAMESPACE = "dev"
 DEV_INTERVAL = 1.0
 
@@ -44,6 +42,7 @@ def console_url(address: str) -> str:
 def main(args: argparse.Namespace) -> int:
     from skill_engine import shutdown
     from skill_engine.app import create_app
+    from skill_engine.commands.local import CommandError, settings_or_exit, stderr
     from skill_engine.config import NamespaceConfig
     from skill_engine.telemetry.logs import configure_logging
 

@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from skill_engine.commands.local import CommandError, LocalEngine, quiet_logging, settings_or_exit, stderr
-
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
@@ -30,6 +28,8 @@ def register(commands: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from skill_engine.commands.local import CommandError, quiet_logging, stderr
+
     quiet_logging()
     try:
         report = asyncio.run(_inspect(args.wasm))
@@ -47,6 +47,7 @@ async def _inspect(path: Path) -> dict[str, Any]:
     import wasmtime
     from wasmtime.component import Component
 
+    from skill_engine.commands.local import CommandError, LocalEngine, settings_or_exit
     from skill_engine.csi import CsiContext
     from skill_engine.errors import ExecutionError
     from skill_engine.runtime import worlds

@@ -15,9 +15,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from skill_engine.commands.local import CommandError, LocalEngine, quiet_logging, settings_or_exit, stderr
+if TYPE_CHECKING:
+    from skill_engine.commands.local import LocalEngine
 
 TOKEN_ENV = "SKILL_ENGINE_TOKEN"
 
@@ -42,6 +43,8 @@ def register(commands: Any) -> None:
 
 
 def read_input(args: argparse.Namespace) -> bytes:
+    from skill_engine.commands.local import CommandError
+
     if args.input_file is not None:
         if args.input is not None:
             raise CommandError("Give the input either as an argument or with --input, not both.", 2)
@@ -63,6 +66,8 @@ def read_input(args: argparse.Namespace) -> bytes:
 
 
 def main(args: argparse.Namespace) -> int:
+    from skill_engine.commands.local import CommandError, quiet_logging, stderr
+
     quiet_logging()
     try:
         return asyncio.run(_run(args))
@@ -76,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> int:
     from skill_engine import telemetry as telemetry_module
+    from skill_engine.commands.local import CommandError, LocalEngine, settings_or_exit, stderr
     from skill_engine.commands.trace import print_trace
     from skill_engine.csi import CsiContext
     from skill_engine.errors import ExecutionError
@@ -139,6 +145,7 @@ async def _execute(local: LocalEngine, skill: Any, input: bytes, ctx: Any) -> No
 
 async def _stream(local: LocalEngine, skill: Any, input: bytes, ctx: Any) -> None:
     """Prints message text as it arrives; the engine's order checks apply (same error texts)."""
+    from skill_engine.commands.local import stderr
     from skill_engine.streaming import (
         MessageAppend,
         MessageEnd,
