@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -130,6 +131,9 @@ class ConsoleRoutes:
             {
                 "recording": recorder is not None,
                 "capacity": recorder.capacity if recorder is not None else 0,
+                # Each worker process records its own executions (WORKERS > 1: this one's only).
+                "workers": self.engine.settings.workers,
+                "worker": os.getpid(),
                 "executions": found,
             }
         )

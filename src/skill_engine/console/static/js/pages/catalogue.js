@@ -1,7 +1,7 @@
 // Catalogue: namespaces and their skills with kind, WIT version, digest/tag, state, description and schemas;
 // search by name and description; misconfigured namespaces with their error; tools and MCP servers.
 import { getJson, skillPath } from "../api.js";
-import { add, clear, errorBox, formatBytes, formatTime, h } from "../dom.js";
+import { add, clear, formatBytes, formatTime, h } from "../dom.js";
 import { schemaView } from "../schema-view.js";
 
 const METADATA_CONCURRENCY = 2;
@@ -124,7 +124,7 @@ function skillCard(namespace, skill) {
           schemas.append(schemaView("Input", metadata.input_schema), schemaView("Output", metadata.output_schema));
         }
       } catch (error) {
-        description.replaceWith(errorBox(error));
+        description.textContent = `No metadata (${error.status || "error"}): ${error.message}`;
       }
     },
   };

@@ -36,6 +36,9 @@ export async function render(root, params) {
         table.append(h("p", { class: "muted" }, "This engine records no executions (CONSOLE_EXECUTIONS=0)."));
         return;
       }
+      if (data.workers > 1) {
+        add(table, h("p", { class: "muted" }, `This engine runs ${data.workers} worker processes; these are the executions of worker ${data.worker}, the one that answered.`));
+      }
       if (!data.executions.length) {
         table.append(h("p", { class: "muted" }, "No executions recorded yet. Run a skill in the playground."));
         return;
