@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.support.browser import Outside
 from tests.support.engine import EngineProcess, engine_with_skills
@@ -55,19 +56,18 @@ def test_the_catalogue_lists_the_skills_with_description_schema_and_search(
     page.goto(f"{engine.url}/ui")
     form = page.locator('article[data-skill="my-team/console-form"]')
     stream = page.locator('article[data-skill="my-team/streamer"]')
-    assert "Writes a one-line summary of a letter" in form.locator(".description").inner_text(timeout=60_000)
-    page.wait_for_function(
-        "document.querySelector('article[data-skill=\"my-team/console-form\"] .schemas') "
-        "&& document.querySelector('article[data-skill=\"my-team/console-form\"] .schemas').innerText"
-        ".includes('recipient')"
+    expect(form.locator(".description")).to_have_text(
+        "Writes a one-line summary of a letter and asks the model for a reply.", timeout=60_000
     )
-    assert "function" in form.locator(".kind").inner_text()
-    assert "message stream" in stream.locator(".kind").inner_text(timeout=60_000)
-    assert form.locator(".state").inner_text() == "loaded"
+    expect(form.locator(".schemas")).to_contain_text("recipient")
+    expect(form.locator(".schemas")).to_contain_text("zip_code integer default 10115")
+    expect(form.locator(".kind")).to_have_text("function")
+    expect(stream.locator(".kind")).to_have_text("message stream", timeout=60_000)
+    expect(form.locator(".state")).to_have_text("loaded")
     page.get_by_label("Search skills").fill("letter")
-    stream.wait_for(state="hidden")
-    assert form.is_visible()
-    assert page.locator('article[data-skill="test-beta/hello"]').is_hidden()
+    expect(stream).to_be_hidden()
+    expect(form).to_be_visible()
+    expect(page.locator('article[data-skill="test-beta/hello"]')).to_be_hidden()
 
 
 def test_the_playground_form_of_a_nested_schema_fills_and_runs(engine: EngineProcess, page: Any) -> None:
@@ -79,10 +79,11 @@ def test_the_playground_form_of_a_nested_schema_fills_and_runs(engine: EnginePro
     page.get_by_role("button", name="Add item").click()
     page.get_by_label("Tags item").fill("blue")
     page.get_by_label("City").fill("Berlin")
-    assert page.get_by_label("Zip Code").input_value() == "10115"  # the default
-    assert f"{engine.url}/v1/skills/my-team/console-form/run" in page.locator("#curl").inner_text()
+    expect(page.get_by_label("Zip Code")).to_have_value("10115")  # the default
+    expect(page.locator("#curl")).to_contain_text(f"{engine.url}/v1/skills/my-team/console-form/run")
     page.get_by_role("button", name="Run").click()
-    result = json.loads(page.locator("#result").inner_text(timeout=120_000))
+    expect(page.locator("#result")).to_be_visible(timeout=120_000)
+    result = json.loads(page.locator("#result").inner_text())
     line = "formal letter to Ada in Berlin 10115, 3 copies, urgent=True, tags=blue"
     assert result == {"line": line, "reply": f"echo: {line}"}
 
@@ -92,15 +93,14 @@ def test_a_message_stream_grows_in_the_page(engine: EngineProcess, page: Any) ->
     page.get_by_label("Input (JSON)").fill('{"mode": "chat_stream", "model": "endless", "text": "go"}')
     page.get_by_role("button", name="Run").click()
     text = page.locator("#transcript .text")
-    text.wait_for(timeout=120_000)
-    page.wait_for_function("document.querySelector('#transcript .text').innerText.length > 0")
+    expect(text).to_contain_text("0 1", timeout=120_000)
     first = text.inner_text()
     page.wait_for_function(
         f"document.querySelector('#transcript .text').innerText.length > {len(first) + 10}", timeout=60_000
     )
     later = text.inner_text()
     assert later.startswith(first.strip()) and later.split()[:3] == ["0", "1", "2"]
-    assert page.get_by_role("button", name="Run").is_disabled()  # still streaming
+    expect(page.get_by_role("button", name="Run")).to_be_disabled()  # still streaming
     page.goto("about:blank")  # leaving the page ends the stream and the invocation
 
 
@@ -114,21 +114,21 @@ def test_an_execution_shows_its_trace_with_the_csi_call_and_log_lines(
     page.locator("select#filter-status").select_option("ok")
     page.get_by_role("link", name="my-team/console-form").first.click()
     chat = page.locator('li[data-span="chat"]')
-    summary = chat.locator("summary").inner_text()
-    assert "test-model" in summary and "7 in / 3 out tokens" in summary
-    assert page.locator('li[data-span="skill_execution"]').count() == 1
-    assert page.locator('li[data-span="POST /v1/skills/{namespace}/{name}/run"]').count() == 1
-    assert "writing to Grace in Paris" in page.locator("#logs").inner_text()
+    expect(chat.locator("summary")).to_contain_text("test-model · 7 in / 3 out tokens")
+    expect(page.locator('li[data-span="skill_execution"]')).to_have_count(1)
+    expect(page.locator('li[data-span="POST /v1/skills/{namespace}/{name}/run"]')).to_have_count(1)
+    expect(page.locator("h1")).to_have_text("my-team/console-form")
+    expect(page.locator("#logs")).to_contain_text("skill stdout: writing to Grace in Paris")
     chat.locator("summary").click()
-    details = chat.locator("pre").inner_text()
-    assert '"gen_ai.usage.output_tokens": 3' in details
+    expect(chat.locator("pre")).to_contain_text('"gen_ai.usage.output_tokens": 3')
 
 
 def test_api_docs_render_without_internet(engine: EngineProcess, page: Any, outside: Outside) -> None:
     page.goto(f"{engine.url}/api-docs")
-    assert "pharia-engine" in page.locator(".swagger-ui .info .title").inner_text(timeout=60_000)
-    assert page.locator(".opblock-summary-path", has_text="/v1/skills/{namespace}/{name}/run").count() >= 1
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("pharia-engine", timeout=60_000)
+    run_route = page.locator(".opblock-summary-path", has_text="/v1/skills/{namespace}/{name}/run")
+    expect(run_route).to_be_visible()
     page.goto(f"{engine.url}/ui")
-    page.locator('article[data-skill="test-beta/hello"]').wait_for()
+    expect(page.locator('article[data-skill="test-beta/hello"]')).to_be_visible()
     time.sleep(0.5)
     assert outside.urls == []
