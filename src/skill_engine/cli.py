@@ -6,14 +6,17 @@ import argparse
 import logging
 import sys
 
-from skill_engine.commands import dev, inspect, run
+from skill_engine.commands import dev, evaluate, inspect, run
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
 
 def serve() -> int:
+    from skill_engine.skills.sources import check_namespaces
+
     try:
         settings = load_settings()
+        check_namespaces(settings.effective_namespaces())
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
@@ -39,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skill-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve skills over HTTP (configuration from config.toml, .env, env)")
+    evaluate.register(commands)
     inspect.register(commands)
     run.register(commands)
     dev.register(commands)

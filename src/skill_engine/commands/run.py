@@ -128,7 +128,7 @@ async def _run(args: argparse.Namespace) -> int:
 async def _execute(local: LocalEngine, skill: Any, input: bytes, ctx: Any) -> None:
     from skill_engine.api.http import serde_style
     from skill_engine.errors import InvalidOutput
-    from skill_engine.runtime.runner import SkillKind
+    from skill_engine.metadata import SkillKind
 
     if skill.kind is SkillKind.MESSAGE_STREAM:
         await _stream(local, skill, input, ctx)

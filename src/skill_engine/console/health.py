@@ -8,13 +8,12 @@ import math
 import os
 import time
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
-if TYPE_CHECKING:
-    from skill_engine.app import Engine
+from skill_engine.console.view import EngineView
 
 
 def engine_version() -> str:
@@ -59,7 +58,7 @@ def _gauge(found: dict[str, list[tuple[dict[str, str], float]]], name: str) -> f
     return values[0][1]
 
 
-def health_report(engine: Engine, started_at: float) -> dict[str, Any]:
+def health_report(engine: EngineView, started_at: float) -> dict[str, Any]:
     found = samples(metrics_registry(engine.telemetry.metrics.registry))
     store, watcher = engine.store, engine.watcher
     executions = _total(found.get("kernel_skill_execution_total", []), by="status")

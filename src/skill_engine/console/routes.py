@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -16,19 +16,17 @@ from starlette.staticfiles import StaticFiles
 
 from skill_engine.api.http import HttpError, bearer_token, json_response, text
 from skill_engine.console.health import health_report
-from skill_engine.csi.tools import TEST_BETA
+from skill_engine.console.view import EngineView
+from skill_engine.csi.tool_names import TEST_BETA
 from skill_engine.skills.builtin import BUILTINS
 from skill_engine.skills.store import ConfiguredChat
-
-if TYPE_CHECKING:
-    from skill_engine.app import Engine
 
 STATIC = Path(__file__).parent / "static"
 EXECUTION_STATUSES = ("ok", "logic_error", "runtime_error")
 
 
 class ConsoleRoutes:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineView) -> None:
         self.engine = engine
         self.started_at = time.time()
 

@@ -43,11 +43,12 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from skill_engine.config import validate_sampling_ratio
+
 log = logging.getLogger("skill_engine.tracing")
 
 SERVICE_NAME = "pharia-kernel"
 """PhariaEngine's service and scope name, kept so existing trace queries and Studio views still match."""
-SAMPLING_RATIO_ERROR = "otel_sampling_ratio must be between 0.0 and 1.0 inclusive"
 
 
 def _version() -> str:
@@ -55,12 +56,6 @@ def _version() -> str:
         return version("skill-engine")
     except PackageNotFoundError:
         return "0"
-
-
-def validate_sampling_ratio(ratio: float) -> float:
-    if not 0.0 <= ratio <= 1.0:  # NaN fails too
-        raise ValueError(SAMPLING_RATIO_ERROR)
-    return ratio
 
 
 def http_traces_url(endpoint: str) -> str:
@@ -192,19 +187,6 @@ def _provider(sampler: Sampler) -> TracerProvider:
     if not os.environ.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = SERVICE_NAME
     return TracerProvider(resource=Resource.create(attributes), sampler=sampler)
-
-
-def outbound_headers(headers: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
-    """Adds the current trace context to outgoing request headers (only when this engine traces).
-
-    For backends that continue traces (engine-spec §4.4: Aleph Alpha inference, Document Index, IAM);
-    the OpenAI-compatible backend, MCP servers and registries get none.
-    """
-    from skill_engine import telemetry
-
-    carrier: MutableMapping[str, str] = {} if headers is None else headers
-    telemetry.current().tracing.inject(carrier)
-    return carrier
 
 
 def current_trace_id() -> str | None:
