@@ -4,7 +4,7 @@ VENV := .venv
 TOOLS := .venv-skill-build
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench clean test-registry test-deploy-tools image k8s
+.PHONY: run test lint typecheck unit bench clean test-registry test-postgres test-browser test-deploy-tools image k8s
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ run: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy
@@ -33,6 +34,16 @@ typecheck: $(VENV)/.installed
 test-registry:
 	@command -v docker-registry >/dev/null || apt-get install -y -qq docker-registry >/dev/null 2>&1 \
 		|| { apt-get update -qq && apt-get install -y -qq docker-registry; }
+
+# The evaluation tests start a throw-away PostgreSQL cluster from Debian's server package.
+test-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt-get install -y -qq postgresql >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq postgresql; }
+
+# The console's browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+test-browser:
+	@command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq chromium; }
 
 # The deployment tests (tests/deploy) build the image without a daemon (mmdebstrap, umoci), run it with runc,
 # push it with skopeo, balance a fleet with haproxy and render the manifests with kubectl's kustomize.
@@ -58,7 +69,7 @@ $(K8S_OUT): $(wildcard deploy/kubernetes/base/*) | test-deploy-tools
 	kubectl kustomize deploy/kubernetes/base > $@.partial
 	mv $@.partial $@
 
-test: $(VENV)/.installed $(TOOLS)/.installed test-registry test-deploy-tools $(IMAGE) lint typecheck
+test: $(VENV)/.installed $(TOOLS)/.installed test-registry test-postgres test-browser test-deploy-tools $(IMAGE) lint typecheck
 	SKILL_BUILD_ENV=$(CURDIR)/$(TOOLS) $(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed

@@ -7,17 +7,26 @@ import logging
 import sys
 
 from skill_engine.commands import compile as compile_command
+from skill_engine.commands import dev, evaluate, inspect, run
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
 
 def serve() -> int:
+    from skill_engine.skills.sources import check_namespaces
+
     try:
         settings = load_settings()
+        check_namespaces(settings.effective_namespaces())
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        from skill_engine import workers
+
+        logging.getLogger("skill_engine").info("Listening on: %s", settings.kernel_address)
+        return workers.serve(settings)
     from skill_engine import shutdown
     from skill_engine.app import create_app
 
@@ -34,13 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skill-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve skills over HTTP (configuration from config.toml, .env, env)")
-    compile_command.add_parser(commands)
+    evaluate.register(commands)
+    inspect.register(commands)
+    run.register(commands)
+    dev.register(commands)
+    compile_command.register(commands)
     args = parser.parse_args(argv)
-    if hasattr(args, "run"):  # sub-commands in skill_engine/commands/ bring their own `run`
-        return int(args.run(args))
     if args.command == "serve":
         return serve()
-    return 2
+    handler = getattr(args, "handler", None)
+    return int(handler(args)) if handler is not None else 2
 
 
 if __name__ == "__main__":

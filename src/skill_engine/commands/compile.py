@@ -32,11 +32,11 @@ from skill_engine.skills.sources import (
 )
 
 
-def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("compile", help="precompile skills into the (shared) compiled cache")
     parser.add_argument("wasm", nargs="*", type=Path, help="wasm files (default: every configured skill)")
     parser.add_argument("--namespace", action="append", default=[], help="only this namespace (repeatable)")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 @dataclass(frozen=True)
