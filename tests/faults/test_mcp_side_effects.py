@@ -16,7 +16,9 @@ from tests.support.mcp_servers import McpServerProcess
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[McpServerProcess]:
-    process = McpServerProcess("streamable", "dropper", json_response=True, drop_answers=True).start()
+    process = McpServerProcess("streamable", "dropper", json_response=True, drop_answers=True).start(
+        timeout=120
+    )
     try:
         yield process
     finally:
@@ -32,8 +34,11 @@ def engine(tmp_path_factory: pytest.TempPathFactory, server: McpServerProcess) -
         "NAMESPACES__TOOLS__MCP_SERVERS": f'["{server.url}"]',
         "MCP_CALL_TIMEOUT": "20s",
     }
-    with EngineProcess(workdir, env) as process:
+    process = EngineProcess(workdir, env).start(timeout=180)
+    try:
         yield process
+    finally:
+        process.stop()
 
 
 def calls(server: McpServerProcess) -> int:
