@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 
-from skill_engine.config import NamespaceConfig
+from skill_engine.config import NamespaceConfig, config_error, config_problem
 from skill_engine.skills.description import (
     InvalidDescription,
     NamespaceDescription,
@@ -23,6 +24,8 @@ from skill_engine.skills.description import (
     Refused,
     parse_description,
     parse_entries,
+    parse_native_tools,
+    parse_skills,
 )
 from skill_engine.skills.names import InvalidName, check_name
 from skill_engine.skills.oci import OciRegistry
@@ -201,6 +204,20 @@ def make_registry(
 def env_prefix(namespace: str) -> str:
     """`NAMESPACES__MY_TEAM` for namespace `my-team`: where its keys live in the environment."""
     return f"NAMESPACES__{namespace.replace('-', '_').upper()}"
+
+
+def check_namespaces(namespaces: Mapping[str, NamespaceConfig]) -> None:
+    """The in-place skill entries and native tools of every namespace; a ConfigError stops start-up."""
+    problems = []
+    for name, config in namespaces.items():
+        try:
+            if config.config_url is None and config.directory is None and config.skills is not None:
+                parse_skills(config.skills)
+            parse_native_tools(config.native_tools)
+        except InvalidDescription as e:
+            problems.append(config_problem(["namespaces", name], f"Value error, {e}"))
+    if problems:
+        raise config_error(problems)
 
 
 def make_source(

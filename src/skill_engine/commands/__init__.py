@@ -1,0 +1,1 @@
+"""Sub-commands of `skill-engine` beside `serve`, one module each."""
