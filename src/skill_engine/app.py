@@ -23,6 +23,9 @@ from skill_engine.api.evaluations import EvaluationRoutes
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.config import Settings
+from skill_engine.console.openapi import console_paths
+from skill_engine.console.routes import ConsoleRoutes
+from skill_engine.console.view import EngineView
 from skill_engine.csi import Csi
 from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
@@ -209,7 +212,8 @@ def create_app(settings: Settings) -> Starlette:
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     admin_token = settings.documents.admin_token
     documents = DocumentRoutes(embedded, admin_token.get_secret_value() if admin_token else None)
-    docs = DocsRoutes(settings.pharia_ai_feature_set)
+    docs = DocsRoutes(settings.pharia_ai_feature_set, console_paths())
+    console = ConsoleRoutes(EngineView(settings, engine.store, engine.watcher, engine.csi, engine.telemetry))
     evaluations = EvaluationRoutes(
         engine.evaluations,
         engine.knows_skill,
@@ -246,6 +250,7 @@ def create_app(settings: Settings) -> Starlette:
                 Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
                 Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
                 Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
+                *console.routes(),
             ],
             engine.authenticator,
         ),

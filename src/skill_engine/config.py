@@ -270,9 +270,11 @@ class Settings(BaseSettings):
     memory_request: ByteSize | None = None
     memory_limit: ByteSize | None = None
     precompile_skills: bool = True
+    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
     workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
     """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
-    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
+    console_executions: int = Field(default=100, ge=0)
+    """Executions (with their spans and log lines) the console keeps in memory; 0 records none."""
 
     @classmethod
     def settings_customise_sources(
