@@ -20,6 +20,7 @@ from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.errors import EXCEPTION_HANDLERS
 from skill_engine.api.evaluations import EvaluationRoutes
+from skill_engine.api.readiness import Readiness
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.config import Settings
@@ -220,6 +221,7 @@ def create_app(settings: Settings) -> Starlette:
         int(settings.evaluations.max_dataset_bytes),
         settings.evaluations.max_examples,
     )
+    readiness = Readiness()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -236,6 +238,7 @@ def create_app(settings: Settings) -> Starlette:
                 Route("/openapi.json", docs.openapi_json, methods=["GET"]),
                 Route("/api-docs", docs.api_docs, methods=["GET"]),
                 Route("/health", routes.health, methods=["GET"]),
+                Route("/ready", readiness.ready, methods=["GET"]),
                 Route("/skill.wit", serve_skill_wit, methods=["GET"]),
                 Route("/v1/skills", routes.list_skills, methods=["GET"]),
                 Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
@@ -264,4 +267,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.readiness = readiness  # shutdown.py marks it draining
     return app
