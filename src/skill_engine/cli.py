@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from skill_engine.commands import evaluate
+from skill_engine.commands import compile as compile_command
+from skill_engine.commands import dev, evaluate, inspect, run
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
@@ -45,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve skills over HTTP (configuration from config.toml, .env, env)")
     evaluate.register(commands)
+    inspect.register(commands)
+    run.register(commands)
+    dev.register(commands)
+    compile_command.register(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
