@@ -221,6 +221,14 @@ def operational_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/ready": {
+            "get": {
+                "tags": ["docs"],
+                "operationId": "ready",
+                "summary": "Readiness: `ready`, or 503 `draining` once shutdown began",
+                "responses": {"200": _text("Takes new work"), "503": _text("Draining: go elsewhere")},
+            }
+        },
         "/csi": {
             "post": {
                 "tags": ["csi"],
