@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from skill_engine.api.audit import AuditMiddleware
 from skill_engine.api.cross_cutting import MIN_COMPRESS_SIZE, PermissiveCors, RequestDecompression
 from skill_engine.api.csi_http import CsiRoutes
 from skill_engine.api.deployment import DeploymentRoutes
@@ -31,14 +32,17 @@ from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
 from skill_engine.csi.documents.embedded import EmbeddedDocuments
 from skill_engine.csi.documents.remote import RemoteDocuments
+from skill_engine.csi.governed import GovernedDocuments, GovernedInference, Guard
 from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
 from skill_engine.csi.tools import Tools
-from skill_engine.runtime.admission import Admission
+from skill_engine.governance import settings as governance
+from skill_engine.governance.audit_log import AuditLog
+from skill_engine.runtime.admission import Admission, Share
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
-from skill_engine.runtime.runner import WasmRuntime
+from skill_engine.runtime.runner import RunLimits, WasmRuntime
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
 from skill_engine.telemetry import Telemetry
@@ -65,7 +69,7 @@ def make_documents(settings: Settings) -> Documents:
     return EmbeddedDocuments(directory)
 
 
-def make_tools(settings: Settings) -> Tools:
+def make_tools(settings: Settings, guard: Guard | None = None) -> Tools:
     return Tools(
         McpServers(
             McpSettings(
@@ -73,7 +77,8 @@ def make_tools(settings: Settings) -> Tools:
                 call_timeout=settings.mcp_call_timeout,
                 connect_timeout=settings.mcp_connect_timeout,
             )
-        )
+        ),
+        guard,
     )
 
 
@@ -91,12 +96,34 @@ class Engine:
         self.telemetry = Telemetry.from_settings(settings)
         inference = make_inference(settings)
         tokenizers = inference if isinstance(inference, TokenizerSource) else None
+        namespaces = settings.effective_namespaces()
+        # Policies and token budgets govern every CSI call, of skills and over HTTP (docs/governance.md).
+        metrics = self.telemetry.metrics
+        metrics.namespaces = frozenset(namespaces)
+        self.guard = Guard(
+            governance.policies(settings, namespaces),
+            governance.budgets(namespaces),
+            on_denied=metrics.namespace_denial,
+            on_tokens=metrics.namespace_token_usage,
+        )
+        self.documents = make_documents(settings)
         self.csi = Csi(
-            inference=inference,
-            tools=make_tools(settings),
-            documents=make_documents(settings),
+            inference=GovernedInference(inference, self.guard),
+            tools=make_tools(settings, self.guard),
+            documents=GovernedDocuments(self.documents, self.guard),
             chunking=Chunking(tokenizers),
         )
+        self.audit_log = (
+            AuditLog(settings.audit_log, int(settings.audit_log_max_bytes), settings.audit_log_backups)
+            if settings.audit_log is not None
+            else None
+        )
+        self._otlp_audit = None
+        if self.audit_log is not None and settings.otel_endpoint is not None:
+            from skill_engine.governance.otlp import OtlpAudit
+
+            self._otlp_audit = OtlpAudit(settings.otel_endpoint)
+            self.audit_log.also.append(self._otlp_audit)
         self.runtime = WasmRuntime(
             self.csi,
             timeout=settings.skill_timeout,
@@ -111,6 +138,16 @@ class Engine:
             output_limit=int(settings.skill_output_limit),
             alpha=settings.pharia_ai_feature_set.strip().lower() == "beta",
         )
+        for name, ns in namespaces.items():
+            limits = ns.limits
+            memory = int(limits.memory) if limits.memory is not None else None
+            self.runtime.namespace_limits[name] = RunLimits(limits.timeout, memory, limits.cpu_time)
+            self.runtime.admission.configure(
+                name, Share(limits.weight, limits.max_concurrent, limits.max_queued)
+            )
+        self.runtime.admission.on_change = metrics.namespace_load
+        self.runtime.admission.on_reject = metrics.namespace_rejection
+        self.runtime.on_cpu = metrics.namespace_cpu_seconds
         self.compiler = Compiler(
             ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
         )
@@ -174,6 +211,10 @@ class Engine:
         await self.watcher.aclose()
         await self.csi.aclose()
         self.telemetry.shutdown()
+        if self._otlp_audit is not None:
+            self._otlp_audit.shutdown()
+        if self.audit_log is not None:
+            self.audit_log.close()
         if self.authenticator is not None:
             await self.authenticator.aclose()
 
@@ -189,7 +230,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = SkillRoutes(engine.store, engine.runtime, engine.csi, engine.telemetry)
     routes.beta = settings.pharia_ai_feature_set.strip().upper() == "BETA"
     deployment = DeploymentRoutes(engine.store, engine.watcher)
-    embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
+    embedded = engine.documents if isinstance(engine.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
     docs = DocsRoutes(settings.pharia_ai_feature_set)
 
@@ -222,6 +263,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={404: _empty, 405: _empty},
         middleware=[
             Middleware(TelemetryMiddleware, telemetry=engine.telemetry),
+            Middleware(AuditMiddleware, log=engine.audit_log),
             Middleware(PermissiveCors),
             Middleware(GZipMiddleware, minimum_size=MIN_COMPRESS_SIZE),
             Middleware(RequestDecompression),

@@ -8,12 +8,18 @@ a chat field silently becomes a programmable skill `{name, tag}`.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from skill_engine.csi.tools import NATIVE_TOOL_NAMES
+
+log = logging.getLogger("skill_engine.namespaces")
+
+OPERATOR_ONLY = ("policy", "limits")
+"""Keys a team's namespace file must not set: they belong to the operator (docs/governance.md)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,13 @@ def parse_description(text: str) -> NamespaceDescription:
         raise InvalidDescription("missing field `skills`")
     if not isinstance(data["skills"], list):
         raise InvalidDescription("`skills` must be an array")
+    for key in OPERATOR_ONLY:
+        if key in data:
+            log.warning(
+                "ignoring `%s` in a namespace file: namespace %s is set in the engine's configuration only",
+                key,
+                "policies are" if key == "policy" else "limits are",
+            )
     return NamespaceDescription(
         skills=parse_skills(data["skills"]),
         mcp_servers=_strings(data.get("mcp-servers", []), "mcp-servers"),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skill_engine.errors import MisconfiguredNamespace, SkillLoadError, SkillNotFound
+from skill_engine.governance import audit
 from skill_engine.runtime.compiler import Compiler
 from skill_engine.runtime.runner import LoadedSkill, WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill, builtin
@@ -143,7 +144,10 @@ class SkillStore:
     async def fetch(self, namespace: str, name: str) -> LoadedSkill | BuiltinSkill:
         started = time.perf_counter()
         try:
-            return await self._fetch(namespace, name)
+            skill = await self._fetch(namespace, name)
+            cached = self.cache.peek(f"{namespace}/{name}")
+            audit.ran(digest=cached.digest if cached is not None else None)
+            return skill
         finally:
             elapsed = time.perf_counter() - started
             self.telemetry.metrics.fetch_duration.labels(namespace, name).observe(elapsed)
