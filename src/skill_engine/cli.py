@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from skill_engine.commands import audit
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
@@ -33,9 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skill-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve skills over HTTP (configuration from config.toml, .env, env)")
+    audit.register(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
+    if hasattr(args, "func"):
+        return int(args.func(args))
     return 2
 
 

@@ -1,0 +1,1 @@
+"""Sub-commands of `skill-engine` besides `serve`, one module each."""
