@@ -20,6 +20,7 @@ log = logging.getLogger("skill_engine.namespaces")
 
 OPERATOR_ONLY = ("policy", "limits")
 """Keys a team's namespace file must not set: they belong to the operator (docs/governance.md)."""
+_warned: set[int] = set()
 
 
 @dataclass(frozen=True)
@@ -114,10 +115,14 @@ def parse_description(text: str) -> NamespaceDescription:
         raise InvalidDescription("missing field `skills`")
     if not isinstance(data["skills"], list):
         raise InvalidDescription("`skills` must be an array")
-    for key in OPERATOR_ONLY:
-        if key in data:
+    ignored = [key for key in OPERATOR_ONLY if key in data]
+    if ignored and hash(text) not in _warned:  # once per file content, not at every watcher pass
+        if len(_warned) > 1000:
+            _warned.clear()
+        _warned.add(hash(text))
+        for key in ignored:
             log.warning(
-                "ignoring `%s` in a namespace file: namespace %s is set in the engine's configuration only",
+                "ignoring `%s` in a namespace file: %s set in the engine's configuration only",
                 key,
                 "policies are" if key == "policy" else "limits are",
             )
