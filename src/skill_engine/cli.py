@@ -18,6 +18,11 @@ def serve() -> int:
         print(e, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        from skill_engine import workers
+
+        logging.getLogger("skill_engine").info("Listening on: %s", settings.kernel_address)
+        return workers.serve(settings)
     from skill_engine import shutdown
     from skill_engine.app import create_app
 

@@ -7,6 +7,7 @@ levels (`NAMESPACES__MY_TEAM__DIRECTORY` ⇒ `namespaces.my-team.directory`). Un
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import timedelta
@@ -291,6 +292,8 @@ class Settings(BaseSettings):
     audit_log_max_bytes: ByteSize = ByteSize(100 * 1024 * 1024)
     audit_log_backups: int = Field(default=5, ge=1)
     precompile_skills: bool = True
+    workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
+    """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
     """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
 
     @classmethod
@@ -396,6 +399,37 @@ def memory_available() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         return None
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by the cgroup CPU quota (v2 or v1), at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs granted by the cgroup quota (`cpu.max` "200000 100000" → 2.0), None when unlimited or unknown."""
+    try:
+        quota, _, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:3]
+        if quota != "max":
+            return int(quota) / int(period)
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text().strip()
+        period = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()
+        if int(quota) > 0:
+            return int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def default_concurrency() -> int:
