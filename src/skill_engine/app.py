@@ -40,7 +40,7 @@ from skill_engine.csi.mcp import McpServers, McpSettings
 from skill_engine.csi.tools import Tools
 from skill_engine.governance import settings as governance
 from skill_engine.governance.audit_log import AuditLog
-from skill_engine.runtime.admission import Admission, Share
+from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import RunLimits, WasmRuntime
 from skill_engine.skills.namespaces import NamespaceWatcher
@@ -102,7 +102,7 @@ class Engine:
         metrics.namespaces = frozenset(namespaces)
         self.guard = Guard(
             governance.policies(settings, namespaces),
-            governance.budgets(namespaces),
+            governance.budgets(namespaces, settings.workers),
             on_denied=metrics.namespace_denial,
             on_tokens=metrics.namespace_token_usage,
         )
@@ -142,9 +142,7 @@ class Engine:
             limits = ns.limits
             memory = int(limits.memory) if limits.memory is not None else None
             self.runtime.namespace_limits[name] = RunLimits(limits.timeout, memory, limits.cpu_time)
-            self.runtime.admission.configure(
-                name, Share(limits.weight, limits.max_concurrent, limits.max_queued)
-            )
+            self.runtime.admission.configure(name, governance.share(limits, settings.workers))
         self.runtime.admission.on_change = metrics.namespace_load
         self.runtime.admission.on_reject = metrics.namespace_rejection
         self.runtime.on_cpu = metrics.namespace_cpu_seconds

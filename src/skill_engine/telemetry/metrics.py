@@ -138,12 +138,14 @@ class Metrics:
             "Skill invocations of the namespace admitted and not yet finished.",
             ["namespace"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.namespace_queued = Gauge(
             "kernel_namespace_invocations_queued",
             "Skill invocations of the namespace waiting for admission.",
             ["namespace"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.namespace_rejected = Counter(
             "kernel_namespace_rejected_total",
