@@ -39,7 +39,7 @@ def engine_for(
         shutil.copy(probe_wasm, directory / "probe.wasm")
         env[f"NAMESPACES__{namespace.upper()}__DIRECTORY"] = str(directory)
         env[f"NAMESPACES__{namespace.upper()}__LIMITS__WEIGHT"] = str(weight)
-    return EngineProcess(workdir, env).start()
+    return EngineProcess(workdir, env).start(timeout=120)
 
 
 @pytest.fixture(scope="module")

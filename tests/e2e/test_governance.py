@@ -21,6 +21,7 @@ from tests.e2e.test_stream import parse_sse
 from tests.support.engine import EngineProcess
 from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
+from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
 
@@ -49,7 +50,19 @@ def iam() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def otlp() -> Iterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    server = ThreadedServer(receiver.app).start()
+    receiver.url = server.url
+    try:
+        yield receiver
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
 def engine(
+    otlp: OtlpReceiver,
     tmp_path_factory: pytest.TempPathFactory,
     probe_wasm: Path,
     streamer_wasm: Path,
@@ -74,6 +87,7 @@ def engine(
         "DOCUMENTS__DIRECTORY": str(workdir / "documents"),
         "DOCUMENTS__ADMIN_TOKEN": "admin-secret",
         "AUDIT_LOG": str(workdir / "audit" / "audit.jsonl"),
+        "OTEL_ENDPOINT": otlp.url,
         "SKILL_TIMEOUT": "60s",
         # `acc`: one model family, one collection, one tool; a CPU limit of 1 s.
         "NAMESPACES__ACC__POLICY__MODELS": '["llama-*", "slow-*"]',
@@ -102,7 +116,7 @@ def engine(
     )
     env["NAMESPACES__TEAM__CONFIG_URL"] = (team / "namespace.toml").as_uri()
     env["NAMESPACES__TEAM__PATH"] = str(team)
-    process = EngineProcess(workdir, env).start()
+    process = EngineProcess(workdir, env).start(timeout=120)
     try:
         with httpx.Client(base_url=process.url, timeout=600, headers=TOKEN) as client:
             # Wait for every component to be compiled (minutes on a loaded machine), outside the tests.
@@ -446,3 +460,30 @@ def test_namespace_metrics(client: httpx.Client, engine: EngineProcess) -> None:
     assert 'kernel_namespace_invocations_in_flight{namespace="acc"} 0.0' in metrics
     # Label values only from configured namespaces: the CSI over HTTP call without one is not a label.
     assert 'namespace=""' not in metrics
+
+
+def test_audit_records_are_exported_as_otlp_log_records(client: httpx.Client, otlp: OtlpReceiver) -> None:
+    assert (
+        run(client, "acc", "probe", {"mode": "chat", "model": "llama-3", "text": SECRET_PROMPT}).status_code
+        == 200
+    )
+    deadline = time.monotonic() + 30  # the batch processor exports every few seconds
+    while True:
+        found = [
+            log
+            for log in otlp.logs
+            if log["event_name"] == "skill_engine.audit"
+            and log["attributes"].get("audit.models") == ["llama-3"]
+        ]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert found, otlp.logs
+    attributes = found[-1]["attributes"]
+    assert (attributes["audit.namespace"], attributes["audit.skill"], attributes["audit.subject"]) == (
+        "acc",
+        "probe",
+        "user-1",
+    )
+    assert attributes["audit.status"] == 200
+    assert SECRET_PROMPT not in json.dumps(otlp.logs)
