@@ -109,8 +109,8 @@ def test_a_flooding_namespace_does_not_starve_a_trickle(engine: EngineProcess) -
     assert statuses == [200] * 10
     assert set(flood_statuses) <= {200, 429}
     # The trickle waits at most for one of the flood's 1 s requests to free a slot, never for its queue
-    # (which drains in ~10 s).
-    assert p95(loaded) <= p95(unloaded) + 1.5
+    # (which drains in ~10 s); generous for a loaded machine, still far from the queue's wait.
+    assert p95(loaded) <= max(4 * p95(unloaded), p95(unloaded) + 2.0)
 
 
 def test_weights_share_the_engine_when_both_namespaces_flood(engine: EngineProcess) -> None:

@@ -312,8 +312,8 @@ def test_a_busy_loop_is_stopped_after_its_cpu_time(client: httpx.Client) -> None
     elapsed = time.monotonic() - started
     assert response.status_code == 503
     assert response.text == RUNTIME_PREFIX + "Maximum skill CPU time reached."
-    # 1 s of CPU; wall time is longer on a loaded machine but far below the 60 s wall limit.
-    assert 1.0 <= elapsed < 30
+    # 1 s of CPU; wall time is longer on a loaded machine, but below the 60 s wall limit.
+    assert 1.0 <= elapsed < 58
 
 
 def test_waiting_on_a_slow_backend_uses_no_cpu_time(client: httpx.Client) -> None:
