@@ -1,1 +1,1 @@
-"""Sub-commands of `skill-engine` besides `serve`, one module each."""
+"""Sub-commands of `skill-engine` beside `serve`, one module each."""

@@ -46,7 +46,7 @@ def register(commands: Any) -> None:
     )
     parser.add_argument("--denied", action="store_true", help="only records with a policy denial")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
-    parser.set_defaults(func=main)
+    parser.set_defaults(handler=main)
 
 
 def _since(value: str) -> datetime:

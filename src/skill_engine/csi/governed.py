@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from skill_engine.csi.calls import CsiContext, EventStream
 from skill_engine.csi.documents import Documents
 from skill_engine.csi.errors import CsiRefusal
-from skill_engine.csi.inference import CsiContext, EventStream, Inference
+from skill_engine.csi.inference import Inference
 from skill_engine.csi.types import (
     ChatEvent,
     ChatRequest,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from skill_engine.config import LimitsConfig, NamespaceConfig, PolicyConfig, Settings
+from skill_engine.config import NamespaceConfig, PolicyConfig, Settings
 from skill_engine.governance.budget import TokenBudgets
 from skill_engine.governance.policy import Policies, Policy
-from skill_engine.runtime.admission import Share
 
 
 def _policy(config: PolicyConfig) -> Policy:
@@ -19,7 +18,7 @@ def policies(settings: Settings, namespaces: dict[str, NamespaceConfig]) -> Poli
     )
 
 
-def _split(value: int | None, workers: int, least: int = 1) -> int | None:
+def split(value: int | None, workers: int, least: int = 1) -> int | None:
     """A worker's share of a host-wide cap (as `workers.per_worker` splits the global ones)."""
     return None if value is None else max(least, value // workers)
 
@@ -29,11 +28,6 @@ def budgets(namespaces: dict[str, NamespaceConfig], workers: int = 1) -> TokenBu
         {
             name: per_worker
             for name, ns in namespaces.items()
-            if (per_worker := _split(ns.limits.tokens_per_minute, workers)) is not None
+            if (per_worker := split(ns.limits.tokens_per_minute, workers)) is not None
         }
     )
-
-
-def share(limits: LimitsConfig, workers: int = 1) -> Share:
-    """Admission's view of a namespace's limits, split across `WORKERS` like the global caps."""
-    return Share(limits.weight, _split(limits.max_concurrent, workers), _split(limits.max_queued, workers, 0))
