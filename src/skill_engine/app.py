@@ -20,9 +20,13 @@ from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.errors import EXCEPTION_HANDLERS
 from skill_engine.api.evaluations import EvaluationRoutes
+from skill_engine.api.readiness import Readiness
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.config import Settings
+from skill_engine.console.openapi import console_paths
+from skill_engine.console.routes import ConsoleRoutes
+from skill_engine.console.view import EngineView
 from skill_engine.csi import Csi
 from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
@@ -250,13 +254,15 @@ def create_app(settings: Settings) -> Starlette:
     deployment = DeploymentRoutes(engine.store, engine.watcher)
     embedded = engine.documents if isinstance(engine.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
-    docs = DocsRoutes(settings.pharia_ai_feature_set)
+    docs = DocsRoutes(settings.pharia_ai_feature_set, console_paths())
+    console = ConsoleRoutes(EngineView(settings, engine.store, engine.watcher, engine.csi, engine.telemetry))
     evaluations = EvaluationRoutes(
         engine.evaluations,
         engine.knows_skill,
         int(settings.evaluations.max_dataset_bytes),
         settings.evaluations.max_examples,
     )
+    readiness = Readiness()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -273,6 +279,7 @@ def create_app(settings: Settings) -> Starlette:
                 Route("/openapi.json", docs.openapi_json, methods=["GET"]),
                 Route("/api-docs", docs.api_docs, methods=["GET"]),
                 Route("/health", routes.health, methods=["GET"]),
+                Route("/ready", readiness.ready, methods=["GET"]),
                 Route("/skill.wit", serve_skill_wit, methods=["GET"]),
                 Route("/v1/skills", routes.list_skills, methods=["GET"]),
                 Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
@@ -287,6 +294,7 @@ def create_app(settings: Settings) -> Starlette:
                 Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
                 Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
                 Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
+                *console.routes(),
             ],
             engine.authenticator,
         ),
@@ -301,4 +309,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.readiness = readiness  # shutdown.py marks it draining
     return app

@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from skill_engine.commands import audit, evaluate
+from skill_engine.commands import audit, dev, evaluate, inspect, run
+from skill_engine.commands import compile as compile_command
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve skills over HTTP (configuration from config.toml, .env, env)")
     evaluate.register(commands)
+    inspect.register(commands)
+    run.register(commands)
+    dev.register(commands)
+    compile_command.register(commands)
     audit.register(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":

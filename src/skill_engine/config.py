@@ -315,9 +315,11 @@ class Settings(BaseSettings):
     audit_log_max_bytes: ByteSize = ByteSize(100 * 1024 * 1024)
     audit_log_backups: int = Field(default=5, ge=1)
     precompile_skills: bool = True
+    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
     workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
     """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
-    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
+    console_executions: int = Field(default=100, ge=0)
+    """Executions (with their spans and log lines) the console keeps in memory; 0 records none."""
 
     @classmethod
     def settings_customise_sources(
