@@ -63,7 +63,8 @@ def make_inference(settings: Settings) -> Inference:
     if settings.inference_url is not None:
         return AlephAlphaInference(settings.inference_url)
     if settings.openai_inference is not None:
-        return OpenAIInference(settings.openai_inference.url, settings.openai_inference.token)
+        openai = settings.openai_inference
+        return OpenAIInference(openai.url, openai.token.get_secret_value())
     return NoInference()
 
 
@@ -190,7 +191,10 @@ class Engine:
             ),
         )
         self.watcher = NamespaceWatcher(
-            settings.effective_namespaces(), self.store, settings.namespace_update_interval
+            settings.effective_namespaces(),
+            self.store,
+            settings.namespace_update_interval,
+            int(settings.max_skill_size),
         )
         # Native tools and MCP servers follow each namespace's description, live (docs/deployment.md).
         self.watcher.on_native_tools(self.csi.tools.set_native_tools)
@@ -253,7 +257,8 @@ def create_app(settings: Settings) -> Starlette:
     routes.beta = settings.pharia_ai_feature_set.strip().upper() == "BETA"
     deployment = DeploymentRoutes(engine.store, engine.watcher)
     embedded = engine.documents if isinstance(engine.documents, EmbeddedDocuments) else None
-    documents = DocumentRoutes(embedded, settings.documents.admin_token)
+    admin_token = settings.documents.admin_token
+    documents = DocumentRoutes(embedded, admin_token.get_secret_value() if admin_token else None)
     docs = DocsRoutes(settings.pharia_ai_feature_set, console_paths())
     console = ConsoleRoutes(EngineView(settings, engine.store, engine.watcher, engine.csi, engine.telemetry))
     evaluations = EvaluationRoutes(
