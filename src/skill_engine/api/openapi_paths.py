@@ -206,6 +206,8 @@ def operational_paths() -> dict[str, Any]:
         "/": _page("landing", "Landing page", "text/html"),
         "/api-docs": _page("api_docs_page", "This API, rendered", "text/html"),
         "/skill.wit": _page("skill_wit", "The `pharia:skill` WIT world", "text/plain"),
+        "/ui": _page("console", "The web console (docs/console.md)", "text/html"),
+        "/ui/": _page("console_slash", "The web console (docs/console.md)", "text/html"),
         "/health": {
             "get": {
                 "tags": ["docs"],
