@@ -435,7 +435,9 @@ class ChatCompletionsBackend:
         self.base_url = url.rstrip("/")
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            # Waiting invocations are cheap (docs/operating.md, capacity): a thousand may wait on the
+            # backend at once, so the pool must not serialise them (bench/concurrency.py).
+            limits=httpx.Limits(max_connections=4096, max_keepalive_connections=256),
         )
 
     def headers(self, ctx: CsiContext) -> dict[str, str]:
