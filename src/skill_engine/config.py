@@ -20,6 +20,7 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -46,6 +47,15 @@ def invalid_namespace_text(name: str) -> str:
 
 def is_valid_namespace(name: str) -> bool:
     return 1 <= len(name) <= 64 and NAMESPACE_PATTERN.match(name) is not None
+
+
+SAMPLING_RATIO_ERROR = "otel_sampling_ratio must be between 0.0 and 1.0 inclusive"
+
+
+def validate_sampling_ratio(ratio: float) -> float:
+    if not 0.0 <= ratio <= 1.0:  # NaN fails too
+        raise ValueError(SAMPLING_RATIO_ERROR)
+    return ratio
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -104,6 +114,23 @@ class DocumentsConfig(BaseModel):
         return None if value == "" else value
 
 
+class EvaluationsConfig(BaseModel):
+    """`[evaluations]`: where datasets and runs are stored, and the bounds of uploads (docs/evaluation.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+    database_url: SecretStr | None = None
+    """PostgreSQL (`postgresql://user:pass@host/db`) shared by a fleet; unset: SQLite in `directory`."""
+    directory: Path | None = None
+    max_dataset_bytes: ByteSize = ByteSize(20 * 1024 * 1024)
+    max_examples: int = Field(default=10_000, ge=1)
+    max_concurrency: int = Field(default=32, ge=1)
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 class NamespaceConfig(BaseModel):
     """One `[namespaces.<name>]` table; which shape it is follows from the keys present (§3.3)."""
 
@@ -124,8 +151,8 @@ class NamespaceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_shape(self) -> NamespaceConfig:
-        from skill_engine.skills.description import InvalidDescription, parse_native_tools, parse_skills
-
+        """Which keys make a shape; the skill entries and native tools are checked where sources are made
+        (`skills.sources.check_namespaces`)."""
         if self.config_url is not None:
             scheme = self.config_url.partition("://")[0] if "://" in self.config_url else self.config_url
             if scheme.lower() not in ("http", "https", "file"):
@@ -136,12 +163,6 @@ class NamespaceConfig(BaseModel):
             raise ValueError(
                 "`config-url` and `skills` namespaces need a `registry` or a `path` to load from"
             )
-        try:
-            if self.config_url is None and self.directory is None and self.skills is not None:
-                parse_skills(self.skills)
-            parse_native_tools(self.native_tools)
-        except InvalidDescription as e:
-            raise ValueError(str(e)) from None
         return self
 
 
@@ -165,8 +186,9 @@ def normalize(data: dict[str, Any]) -> dict[str, Any]:
         }
     if isinstance(top.get("openai_inference"), dict):
         top["openai_inference"] = _kebab_to_snake(top["openai_inference"])
-    if isinstance(top.get("documents"), dict):
-        top["documents"] = _kebab_to_snake(top["documents"])
+    for section in ("documents", "evaluations"):
+        if isinstance(top.get(section), dict):
+            top[section] = _kebab_to_snake(top[section])
     return top
 
 
@@ -197,6 +219,7 @@ class Settings(BaseSettings):
     openai_inference: OpenAIInferenceConfig | None = None
     document_index_url: str | None = None
     documents: DocumentsConfig = Field(default_factory=DocumentsConfig)
+    evaluations: EvaluationsConfig = Field(default_factory=EvaluationsConfig)
     authorization_url: str | None = None
     namespaces: dict[str, NamespaceConfig] = Field(default_factory=dict)
     namespace_update_interval: Duration = 10.0
@@ -225,9 +248,11 @@ class Settings(BaseSettings):
     memory_request: ByteSize | None = None
     memory_limit: ByteSize | None = None
     precompile_skills: bool = True
+    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
     workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
     """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
-    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
+    console_executions: int = Field(default=100, ge=0)
+    """Executions (with their spans and log lines) the console keeps in memory; 0 records none."""
 
     @classmethod
     def settings_customise_sources(
@@ -262,8 +287,6 @@ class Settings(BaseSettings):
     @field_validator("otel_sampling_ratio")
     @classmethod
     def _ratio(cls, value: float) -> float:
-        from skill_engine.telemetry.tracing import validate_sampling_ratio
-
         return validate_sampling_ratio(value)
 
     @field_validator("log_format")
@@ -383,14 +406,22 @@ class ConfigError(Exception):
     """Start-up configuration is invalid; the message names the offending key."""
 
 
+def config_problem(location: list[str], message: str) -> str:
+    """One line of a ConfigError: the key's env and TOML spellings, then what is wrong."""
+    env_name = "__".join(part.replace("-", "_").upper() for part in location)
+    toml_name = ".".join(part.replace("_", "-") for part in location)
+    return f"{env_name} ({toml_name}): {message}"
+
+
+def config_error(problems: list[str]) -> ConfigError:
+    return ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
+
+
 def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as e:
-        problems = []
-        for error in e.errors():
-            location = [str(part) for part in error["loc"]]
-            env_name = "__".join(part.replace("-", "_").upper() for part in location)
-            toml_name = ".".join(part.replace("_", "-") for part in location)
-            problems.append(f"{env_name} ({toml_name}): {error['msg']}")
-        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None
+        problems = [
+            config_problem([str(part) for part in error["loc"]], error["msg"]) for error in e.errors()
+        ]
+        raise config_error(problems) from None

@@ -11,13 +11,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from skill_engine import telemetry
+from skill_engine.csi import genai
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.mcp import McpServers
+from skill_engine.csi.tool_names import NATIVE_TOOL_NAMES, TEST_BETA
 from skill_engine.csi.types import InvokeRequest, Tool, ToolOutput, ToolResult
-from skill_engine.telemetry import genai
-
-NATIVE_TOOL_NAMES = ("add", "subtract", "saboteur")
-TEST_BETA = "test-beta"
 
 
 def _int_argument(request: InvokeRequest, name: str) -> int:

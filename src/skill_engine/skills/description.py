@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skill_engine.csi.tools import NATIVE_TOOL_NAMES
+from skill_engine.csi.tool_names import NATIVE_TOOL_NAMES
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from skill_engine import telemetry
-from skill_engine.csi.inference import EventStream, fan_out
+from skill_engine.csi.calls import EventStream, fan_out
 from skill_engine.csi.types import (
     ChatAppend,
     ChatEnd,
@@ -46,6 +46,7 @@ from skill_engine.csi.types import (
     ToolResult,
     Usage,
 )
+from skill_engine.telemetry.usage import record as record_usage
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -94,6 +95,7 @@ def count_tokens(model: str, usage: TokenUsage, skill: tuple[str, str] | None = 
     """`kernel_gen_ai_tokens_total` of the executing skill (tracing on or off)."""
     metrics = telemetry.current().metrics
     metrics.count_tokens(skill or telemetry.current_skill(), model, usage.prompt, usage.completion)
+    record_usage(model, usage.prompt, usage.completion)
 
 
 def _fail(span: Span, error: BaseException) -> None:
