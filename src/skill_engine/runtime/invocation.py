@@ -73,8 +73,6 @@ class Invocation:
         # Where a message-stream skill's items go (`None` for function skills: tool events are dropped).
         self.stream: asyncio.Queue[Any] | None = None
         self._next_rep = 1
-        self._in_transit = 0
-        """Stream items handed to the loop and not yet in the queue (guarded by `_lock`)."""
 
     # -- called from the guest thread -----------------------------------------------------------------
 
@@ -130,32 +128,9 @@ class Invocation:
         return rep
 
     def emit(self, item: Any) -> None:
-        """Hands a stream item to the response, waiting while the client is slower than the skill.
-
-        While the queue has room the item is handed over without waiting for the loop (one
-        `call_soon_threadsafe`, no round trip): the guest keeps producing while the loop writes. Items
-        stay in order, since the guest thread only takes the waiting path when the queue is full and then
-        waits for it.
-        """
-        stream = self.stream
-        if stream is None:
-            return
-        if self.stop_reason is not None:
-            raise InvocationStopped(self.stop_reason)
-        with self._lock:
-            room = stream.maxsize <= 0 or stream.qsize() + self._in_transit < stream.maxsize
-            if room:
-                self._in_transit += 1
-        if room:
-            self.loop.call_soon_threadsafe(self._arrive, stream, item)
-            return
-        self.call("stream-output.write", stream.put(item))
-
-    def _arrive(self, stream: asyncio.Queue[Any], item: Any) -> None:
-        """On the loop: an item handed over by `emit` enters the queue (room was reserved for it)."""
-        with self._lock:  # enter before un-reserving: the guest never sees the slot free twice
-            stream.put_nowait(item)
-            self._in_transit -= 1
+        """Hands a stream item to the response, waiting while the client is slower than the skill."""
+        if self.stream is not None:
+            self.call("stream-output.write", self.stream.put(item))
 
     def close_resources(self) -> None:
         """Closes what the guest left open; resource destructors do not run when a guest traps."""
