@@ -475,10 +475,9 @@ def csi_requests(engine: EngineProcess, function: str) -> float:
         ("v02", {"mode": "complete", "model": "m-count", "prompts": ["a", "b", "c"]}, "complete", 3),
         ("v02", {"mode": "chunk", "model": "m-count", "text": "one two three four"}, "chunk", 1),
         ("v04", {"mode": "chat", "text": "hi"}, "chat", 1),
-        ("v05", {"mode": "chat", "text": "hi"}, "chat", 1),
         ("v04", {"mode": "complete", "text": "a"}, "complete-v2", 1),
         ("v04", {"mode": "chunk", "text": "one two three four"}, "chunk-with-offsets", 1),
-        ("v05", {"mode": "language", "text": "Das ist ein kleines Haus"}, "select-language", 1),
+        ("v04", {"mode": "language", "text": "Das ist ein kleines Haus"}, "select-language", 1),
     ],
 )
 def test_every_wit_line_counts_its_csi_requests(

@@ -75,7 +75,6 @@ class Authenticator:
         self._client = httpx.AsyncClient(timeout=timeout)
         self._valid: TTLCache[str, bool] = TTLCache(CACHE_ENTRIES, ttl=max(cache_ttl, 0.0))
         self._checking: SingleFlight[str, None] = SingleFlight()
-        self.iam_calls = 0
 
     async def check(self, token: str) -> None:
         """Returns if the token grants `KernelAccess`; raises HttpError(403 or 500) otherwise."""
@@ -90,7 +89,6 @@ class Authenticator:
             self._valid[key] = True
 
     async def _ask_iam(self, token: str) -> None:
-        self.iam_calls += 1
         try:
             response = await self._client.post(
                 self.url,

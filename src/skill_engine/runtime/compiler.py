@@ -80,7 +80,6 @@ class Compiler:
         self.cache = cache
         self._one_at_a_time = asyncio.Lock()
         self._inflight: SingleFlight[str, Path] = SingleFlight()
-        self.compilations = 0
         self.on_compiled: Callable[[str, float], None] | None = None
         """Called with (skill label, seconds) after each real compilation (metrics)."""
 
@@ -122,7 +121,6 @@ class Compiler:
                 message = stderr.decode("utf-8", "replace").strip() or f"compiler exited {process.returncode}"
                 log.error("compiling %s failed after %.1f s: %s", label, elapsed, message)
                 raise SkillLoadError(message)
-            self.compilations += 1
             log.info("compiled %s in %.1f s", label, elapsed)
             if self.on_compiled is not None:
                 self.on_compiled(label, elapsed)

@@ -44,11 +44,6 @@ class NamespaceWatcher:
         self.store = store
         self.interval = interval
         self._client = config_client()
-        # httpx logs every request at INFO: a line per namespace file and interval, and per registry call.
-        # Quieted unless a LOG_LEVEL directive names it (e.g. `info,httpx=info`).
-        http_log = logging.getLogger("httpx")
-        if http_log.level == logging.NOTSET:
-            http_log.setLevel(logging.WARNING)
         self.sources: dict[str, Source] = {}
         self.registries: dict[str, Registry | None] = {}
         for name, config in namespaces.items():
@@ -61,7 +56,6 @@ class NamespaceWatcher:
         self.native_tools: dict[str, tuple[str, ...]] = {name: () for name in namespaces}
         self._mcp_listeners: list[Listener] = []
         self._tool_listeners: list[Listener] = []
-        self.passes = 0
 
     # -- subscriptions ------------------------------------------------------------------------------
 
@@ -86,7 +80,6 @@ class NamespaceWatcher:
             elif isinstance(outcome, Unrecoverable):
                 self.store.mark_misconfigured(name, str(outcome))
                 self._set_extras(name, (), ())
-        self.passes += 1
 
     async def _describe(self, namespace: str) -> NamespaceDescription | Unrecoverable | None:
         try:

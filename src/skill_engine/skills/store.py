@@ -88,7 +88,6 @@ class SkillStore:
         self._loading: SingleFlight[str, LoadedSkill] = SingleFlight()
         self._preparing: dict[str, tuple[SkillDescription, asyncio.Task[Prepared]]] = {}
         self._cache_filled = asyncio.Event()
-        self.downloads = 0
 
     # -- namespace contents (from the watcher) -------------------------------------------------------
 
@@ -200,7 +199,6 @@ class SkillStore:
     async def _prepare(self, description: SkillDescription) -> Prepared:
         registry, name, tag = description.registry, description.name, description.tag
         span = self.telemetry.span
-        self.downloads += 1
         with span("download", {"skill": description.path, "tag": tag}):
             try:
                 pulled = await registry.load(name, tag)
