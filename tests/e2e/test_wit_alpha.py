@@ -25,7 +25,7 @@ def engine(
     v0_5 = build_raw_skill("wit_v0_4", wit, "skill", "alpha")
     v0_5_stream = build_raw_skill("wit_v0_4_stream", wit, "message-stream-skill", "alpha")
     _, url = openai
-    process = engine_with_skills(
+    with engine_with_skills(
         tmp_path_factory.mktemp("engine-alpha"),
         {"v05": v0_5, "v05-stream": v0_5_stream},
         {
@@ -34,11 +34,8 @@ def engine(
             "OPENAI_INFERENCE__TOKEN": "tok",
             "WASMTIME_CACHE_DIR": str(compiled_cache),
         },
-    ).start()
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -84,11 +84,8 @@ def engine(
     (directory / "no-skill.wasm").write_bytes(wat_component("acme:tools/handler@1.0.0"))
     http_import = '(import "wasi:http/outgoing-handler@0.2.0" (instance (export "handle" (func))))'
     (directory / "http.wasm").write_bytes(wat_component("pharia:skill/skill-handler@0.2.0", http_import))
-    process.start()
-    try:
+    with process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
