@@ -100,11 +100,11 @@ def test_v0_5_stream_metadata_and_errors(client: httpx.Client) -> None:
 
 
 def test_v0_5_chat_and_chat_stream_are_counted(engine: EngineProcess, client: httpx.Client) -> None:
-    chats, streams = csi_requests(engine, "chat"), csi_requests(engine, "chat-stream")
+    chats, streams = csi_requests(engine, "chat"), csi_requests(engine, "chat_stream")
     response = client.post("/v1/skills/my-team/v05/run", json={"mode": "chat", "text": "q"})
     assert response.status_code == 200, response.text
     body = {"mode": "chat_stream", "model": "thinker", "text": "q"}
     response = client.post("/v1/skills/my-team/v05-stream/message-stream", json=body)
     assert response.status_code == 200
     assert parse_sse(response.content)[-1] == ("message", {"type": "end", "payload": {"finish": "stop"}})
-    assert (csi_requests(engine, "chat") - chats, csi_requests(engine, "chat-stream") - streams) == (1, 1)
+    assert (csi_requests(engine, "chat") - chats, csi_requests(engine, "chat_stream") - streams) == (1, 1)
