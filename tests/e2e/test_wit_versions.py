@@ -473,9 +473,8 @@ def csi_requests(engine: EngineProcess, function: str) -> float:
         ("v02", {"mode": "chunk", "model": "m-count", "text": "one two three four"}, "chunk", 1),
         ("v04", {"mode": "chat", "text": "hi"}, "chat", 1),
         ("v04", {"mode": "complete", "text": "a"}, "complete", 1),
-        ("v04", {"mode": "chunk", "text": "one two three four"}, "chunk", 2)(  # + with offsets,
-            "v04", {"mode": "language", "text": "Das ist ein kleines Haus"}, "select_language", 1
-        ),
+        ("v04", {"mode": "chunk", "text": "one two three four"}, "chunk", 2),  # chunk + chunk-with-offsets
+        ("v04", {"mode": "language", "text": "Das ist ein kleines Haus"}, "select_language", 1),
     ],
 )
 def test_every_wit_line_counts_its_csi_requests(
