@@ -56,6 +56,8 @@ class NamespaceWatcher:
         self.native_tools: dict[str, tuple[str, ...]] = {name: () for name in namespaces}
         self._mcp_listeners: list[Listener] = []
         self._tool_listeners: list[Listener] = []
+        self.updated_at: dict[str, float] = {}
+        """Wall-clock time of each namespace's last successful (or unrecoverably failed) pass."""
 
     # -- subscriptions ------------------------------------------------------------------------------
 
@@ -77,9 +79,11 @@ class NamespaceWatcher:
         for name, outcome in zip(names, outcomes, strict=True):
             if isinstance(outcome, NamespaceDescription):
                 self._apply(name, outcome)
+                self.updated_at[name] = time.time()
             elif isinstance(outcome, Unrecoverable):
                 self.store.mark_misconfigured(name, str(outcome))
                 self._set_extras(name, (), ())
+                self.updated_at[name] = time.time()
 
     async def _describe(self, namespace: str) -> NamespaceDescription | Unrecoverable | None:
         try:
