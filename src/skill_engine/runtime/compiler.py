@@ -81,6 +81,8 @@ class Compiler:
         self.cache = cache
         self._one_at_a_time = asyncio.Lock()
         self._inflight: SingleFlight[str, Path] = SingleFlight()
+        self.compilations = 0
+        """Real compilations so far (`skill-engine compile` tells compiled from up to date by it)."""
         self.on_compiled: Callable[[str, float], None] | None = None
         """Called with (skill label, seconds) after each real compilation (metrics)."""
 
@@ -123,6 +125,7 @@ class Compiler:
                 log.error("compiling %s failed after %.1f s: %s", label, elapsed, message)
                 raise SkillLoadError(message)
             log.info("compiled %s in %.1f s", label, elapsed)
+            self.compilations += 1
             if self.on_compiled is not None:
                 self.on_compiled(label, elapsed)
             self.cache.evict_to_limit()
