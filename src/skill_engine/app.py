@@ -35,10 +35,12 @@ from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
-from skill_engine.csi.tools import Tools
+from skill_engine.csi.tools import EXECUTE_PYTHON, Tools
 from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
+from skill_engine.sandbox.executor import CodeSandbox, Limits
+from skill_engine.sandbox.tool import execute_python
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
 from skill_engine.telemetry import Telemetry
@@ -88,6 +90,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._started = False
         self.telemetry = Telemetry.from_settings(settings)
         inference = make_inference(settings)
         tokenizers = inference if isinstance(inference, TokenizerSource) else None
@@ -134,8 +137,22 @@ class Engine:
         self.watcher = NamespaceWatcher(
             settings.effective_namespaces(), self.store, settings.namespace_update_interval
         )
+        # `execute_python` (docs/agents.md): built and loaded in the background once a namespace enables it.
+        self.sandbox = CodeSandbox(
+            self.runtime.engine,
+            self.csi.tools,
+            self.compiler,
+            cache_directory(settings) / "sandbox",
+            Limits(
+                timeout=settings.code_execution_timeout,
+                memory=int(settings.code_execution_memory),
+                output=settings.code_execution_output_limit,
+                concurrency=settings.code_execution_concurrency,
+            ),
+        )
+        self.csi.tools.provide_native(execute_python(self.sandbox))
         # Native tools and MCP servers follow each namespace's description, live (docs/deployment.md).
-        self.watcher.on_native_tools(self.csi.tools.set_native_tools)
+        self.watcher.on_native_tools(self._native_tools_changed)
         namespaces = settings.effective_namespaces()
         self.watcher.on_mcp_servers(
             lambda name, urls: self.csi.tools.set_mcp_servers(name, urls, namespaces[name].mcp_forward_token)
@@ -151,9 +168,17 @@ class Engine:
         )
         self._revalidating: asyncio.Task[None] | None = None
 
+    def _native_tools_changed(self, namespace: str, names: tuple[str, ...]) -> None:
+        self.csi.tools.set_native_tools(namespace, names)
+        if EXECUTE_PYTHON in names and self._started:
+            self.sandbox.prepare()
+
     async def start(self) -> None:
         self.telemetry.metrics.serve(self.settings.metrics_address)
         await self.watcher.run_pass()  # the port opens only after the first pass
+        self._started = True
+        if self.csi.tools.enabled_anywhere(EXECUTE_PYTHON):
+            self.sandbox.prepare()  # in the background: the first call need not wait for the build
         self._watching = asyncio.create_task(self.watcher.run_forever())
         self._revalidating = asyncio.create_task(
             self.store.revalidate_forever(self.settings.namespace_update_interval)
@@ -172,6 +197,7 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.watcher.aclose()
+        await self.sandbox.close()
         await self.csi.aclose()
         self.telemetry.shutdown()
         if self.authenticator is not None:

@@ -225,6 +225,12 @@ class Settings(BaseSettings):
     memory_limit: ByteSize | None = None
     precompile_skills: bool = True
     """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
+    # Code execution (docs/agents.md): the `execute_python` native tool's sandbox, per call.
+    code_execution_timeout: Duration = 10.0
+    code_execution_memory: ByteSize = ByteSize(256 * 1024 * 1024)
+    code_execution_output_limit: int = Field(default=64 * 1024, ge=0)
+    """Characters of stdout and of stderr each that a program's outcome keeps."""
+    code_execution_concurrency: int = Field(default=4, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -270,7 +276,7 @@ class Settings(BaseSettings):
             raise ValueError("must be `text` or `json`")
         return value.lower()
 
-    @field_validator("skill_memory_limit")
+    @field_validator("skill_memory_limit", "code_execution_memory")
     @classmethod
     def _enough_memory(cls, value: ByteSize) -> ByteSize:
         if value < MIN_SKILL_MEMORY:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skill_engine.csi.tools import NATIVE_TOOL_NAMES
+from skill_engine.csi.tools import KNOWN_NATIVE_TOOLS
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,8 @@ def parse_skills(entries: Sequence[Any]) -> tuple[SkillEntry, ...]:
 def parse_native_tools(value: Any) -> tuple[str, ...]:
     names = _strings(value, "native-tools")
     for name in names:
-        if name not in NATIVE_TOOL_NAMES:
-            expected = ", ".join(f"`{n}`" for n in NATIVE_TOOL_NAMES)
+        if name not in KNOWN_NATIVE_TOOLS:
+            expected = ", ".join(f"`{n}`" for n in KNOWN_NATIVE_TOOLS)
             raise InvalidDescription(f"unknown native tool `{name}`, expected one of {expected}")
     return names
 
