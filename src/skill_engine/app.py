@@ -22,6 +22,7 @@ from skill_engine.api.csi_http import CsiRoutes
 from skill_engine.api.deployment import DeploymentRoutes
 from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
+from skill_engine.api.mcp_server import McpEndpoint
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.auth import Authenticator, AuthMiddleware
@@ -218,12 +219,14 @@ def create_app(settings: Settings) -> Starlette:
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
     docs = DocsRoutes(settings.pharia_ai_feature_set)
+    mcp_endpoint = McpEndpoint(engine.store, engine.runtime, engine.csi, engine.telemetry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             await engine.stop()
 
@@ -242,6 +245,7 @@ def create_app(settings: Settings) -> Starlette:
             *documents.routes(),
             *CsiRoutes(engine.csi).routes(),
             Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
+            *mcp_endpoint.routes(),
             Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
             Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
         ],
