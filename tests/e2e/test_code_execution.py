@@ -85,6 +85,8 @@ def engine(
         body = invoke_body("1")
         response = httpx.post(f"{process.url}/csi/v1/invoke_tool", json=body, headers=HEADERS, timeout=1200)
         assert response.status_code == 200, response.text
+        metadata = f"{process.url}/v1/skills/agents/mcp_user/metadata"
+        httpx.get(metadata, headers=HEADERS, timeout=1200).raise_for_status()  # compiled by now
         yield process
     finally:
         process.stop()

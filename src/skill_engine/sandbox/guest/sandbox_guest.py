@@ -116,7 +116,13 @@ def _error(error):
 def execute(code, input_value, output_limit):
     stdout, stderr = _Capped(output_limit), _Capped(output_limit)
     outcome = {"stdout": "", "stderr": "", "result": None, "error": None}
-    scope = {"__name__": "__main__", "__builtins__": builtins, "input": input_value, "tools": Tools()}
+    scope = {
+        "__name__": "__main__",
+        "__builtins__": builtins,
+        "input": input_value,
+        "tools": Tools(),
+        "ToolError": ToolError,
+    }
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = stdout, stderr
     time.sleep = _chunked_sleep
