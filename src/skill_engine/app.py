@@ -10,22 +10,18 @@ from pathlib import Path
 
 import platformdirs
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
-from skill_engine.api.cross_cutting import MIN_COMPRESS_SIZE, PermissiveCors, RequestDecompression
 from skill_engine.api.csi_http import CsiRoutes
 from skill_engine.api.deployment import DeploymentRoutes
 from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
+from skill_engine.api.errors import EXCEPTION_HANDLERS
 from skill_engine.api.mcp_server import McpEndpoint
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
-from skill_engine.auth import Authenticator, AuthMiddleware
 from skill_engine.config import Settings
 from skill_engine.csi import Csi
 from skill_engine.csi.chunking import Chunking, TokenizerSource
@@ -36,7 +32,12 @@ from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
-from skill_engine.csi.tools import EXECUTE_PYTHON, Tools
+from skill_engine.csi.tool_names import EXECUTE_PYTHON
+from skill_engine.csi.tools import Tools
+from skill_engine.middleware.auth import Authenticator, protect
+from skill_engine.middleware.cors import PermissiveCors
+from skill_engine.middleware.decompression import MIN_COMPRESS_SIZE, RequestDecompression
+from skill_engine.middleware.telemetry import TelemetryMiddleware
 from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
@@ -45,7 +46,6 @@ from skill_engine.sandbox.tool import execute_python
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
 from skill_engine.telemetry import Telemetry
-from skill_engine.telemetry.middleware import TelemetryMiddleware
 
 log = logging.getLogger("skill_engine")
 
@@ -205,12 +205,6 @@ class Engine:
             await self.authenticator.aclose()
 
 
-async def _empty(request: Request, exc: Exception) -> Response:
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
-    headers = exc.headers if isinstance(exc, HTTPException) else None
-    return Response(status_code=status, headers=headers)
-
-
 def create_app(settings: Settings) -> Starlette:
     engine = Engine(settings)
     routes = SkillRoutes(engine.store, engine.runtime, engine.csi, engine.telemetry)
@@ -231,31 +225,35 @@ def create_app(settings: Settings) -> Starlette:
             await engine.stop()
 
     app = Starlette(
-        routes=[
-            Route("/", docs.landing, methods=["GET"]),
-            Route("/openapi.json", docs.openapi_json, methods=["GET"]),
-            Route("/api-docs", docs.api_docs, methods=["GET"]),
-            Route("/health", routes.health, methods=["GET"]),
-            Route("/skill.wit", serve_skill_wit, methods=["GET"]),
-            Route("/v1/skills", routes.list_skills, methods=["GET"]),
-            Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
-            Route("/v1/skills/{namespace}/{name}/metadata", routes.metadata, methods=["GET"]),
-            Route("/v1/skills/{namespace}/{name}/message-stream", routes.message_stream, methods=["POST"]),
-            Route("/v1/tools/{namespace}", routes.list_tools, methods=["GET"]),
-            *documents.routes(),
-            *CsiRoutes(engine.csi).routes(),
-            Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
-            *mcp_endpoint.routes(),
-            Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
-            Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
-        ],
-        exception_handlers={404: _empty, 405: _empty},
+        routes=protect(
+            [
+                Route("/", docs.landing, methods=["GET"]),
+                Route("/openapi.json", docs.openapi_json, methods=["GET"]),
+                Route("/api-docs", docs.api_docs, methods=["GET"]),
+                Route("/health", routes.health, methods=["GET"]),
+                Route("/skill.wit", serve_skill_wit, methods=["GET"]),
+                Route("/v1/skills", routes.list_skills, methods=["GET"]),
+                Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
+                Route("/v1/skills/{namespace}/{name}/metadata", routes.metadata, methods=["GET"]),
+                Route(
+                    "/v1/skills/{namespace}/{name}/message-stream", routes.message_stream, methods=["POST"]
+                ),
+                Route("/v1/tools/{namespace}", routes.list_tools, methods=["GET"]),
+                *documents.routes(),
+                *CsiRoutes(engine.csi).routes(),
+                Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
+                *mcp_endpoint.routes(),
+                Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
+                Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
+            ],
+            engine.authenticator,
+        ),
+        exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(TelemetryMiddleware, telemetry=engine.telemetry),
             Middleware(PermissiveCors),
             Middleware(GZipMiddleware, minimum_size=MIN_COMPRESS_SIZE),
             Middleware(RequestDecompression),
-            Middleware(AuthMiddleware, authenticator=engine.authenticator),
         ],
         lifespan=lifespan,
     )

@@ -11,12 +11,20 @@ from skill_engine.telemetry.logs import configure_logging
 
 
 def serve() -> int:
+    from skill_engine.skills.sources import check_namespaces
+
     try:
         settings = load_settings()
+        check_namespaces(settings.effective_namespaces())
     except ConfigError as e:
         print(e, file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        from skill_engine import workers
+
+        logging.getLogger("skill_engine").info("Listening on: %s", settings.kernel_address)
+        return workers.serve(settings)
     from skill_engine import shutdown
     from skill_engine.app import create_app
 

@@ -7,6 +7,7 @@ levels (`NAMESPACES__MY_TEAM__DIRECTORY` ⇒ `namespaces.my-team.directory`). Un
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import timedelta
@@ -45,6 +46,15 @@ def invalid_namespace_text(name: str) -> str:
 
 def is_valid_namespace(name: str) -> bool:
     return 1 <= len(name) <= 64 and NAMESPACE_PATTERN.match(name) is not None
+
+
+SAMPLING_RATIO_ERROR = "otel_sampling_ratio must be between 0.0 and 1.0 inclusive"
+
+
+def validate_sampling_ratio(ratio: float) -> float:
+    if not 0.0 <= ratio <= 1.0:  # NaN fails too
+        raise ValueError(SAMPLING_RATIO_ERROR)
+    return ratio
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
@@ -123,8 +133,8 @@ class NamespaceConfig(BaseModel):
 
     @model_validator(mode="after")
     def _one_shape(self) -> NamespaceConfig:
-        from skill_engine.skills.description import InvalidDescription, parse_native_tools, parse_skills
-
+        """Which keys make a shape; the skill entries and native tools are checked where sources are made
+        (`skills.sources.check_namespaces`)."""
         if self.config_url is not None:
             scheme = self.config_url.partition("://")[0] if "://" in self.config_url else self.config_url
             if scheme.lower() not in ("http", "https", "file"):
@@ -135,12 +145,6 @@ class NamespaceConfig(BaseModel):
             raise ValueError(
                 "`config-url` and `skills` namespaces need a `registry` or a `path` to load from"
             )
-        try:
-            if self.config_url is None and self.directory is None and self.skills is not None:
-                parse_skills(self.skills)
-            parse_native_tools(self.native_tools)
-        except InvalidDescription as e:
-            raise ValueError(str(e)) from None
         return self
 
 
@@ -224,6 +228,8 @@ class Settings(BaseSettings):
     memory_request: ByteSize | None = None
     memory_limit: ByteSize | None = None
     precompile_skills: bool = True
+    workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
+    """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
     """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
     # Code execution (docs/agents.md): the `execute_python` native tool's sandbox, per call.
     code_execution_timeout: Duration = 10.0
@@ -265,8 +271,6 @@ class Settings(BaseSettings):
     @field_validator("otel_sampling_ratio")
     @classmethod
     def _ratio(cls, value: float) -> float:
-        from skill_engine.telemetry.tracing import validate_sampling_ratio
-
         return validate_sampling_ratio(value)
 
     @field_validator("log_format")
@@ -336,6 +340,37 @@ def memory_available() -> int | None:
         return None
 
 
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by the cgroup CPU quota (v2 or v1), at least 1."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        cpus = min(cpus, math.ceil(quota))
+    return max(1, cpus)
+
+
+def _cgroup_cpu_quota() -> float | None:
+    """CPUs granted by the cgroup quota (`cpu.max` "200000 100000" → 2.0), None when unlimited or unknown."""
+    try:
+        quota, _, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:3]
+        if quota != "max":
+            return int(quota) / int(period)
+        return None
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text().strip()
+        period = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()
+        if int(quota) > 0:
+            return int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def default_concurrency() -> int:
     """MAX_CONCURRENT_SKILLS when unset: 256 MiB of memory per invocation, between 4 and 64."""
     memory = memory_available()
@@ -348,14 +383,22 @@ class ConfigError(Exception):
     """Start-up configuration is invalid; the message names the offending key."""
 
 
+def config_problem(location: list[str], message: str) -> str:
+    """One line of a ConfigError: the key's env and TOML spellings, then what is wrong."""
+    env_name = "__".join(part.replace("-", "_").upper() for part in location)
+    toml_name = ".".join(part.replace("_", "-") for part in location)
+    return f"{env_name} ({toml_name}): {message}"
+
+
+def config_error(problems: list[str]) -> ConfigError:
+    return ConfigError("Invalid configuration:\n  " + "\n  ".join(problems))
+
+
 def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as e:
-        problems = []
-        for error in e.errors():
-            location = [str(part) for part in error["loc"]]
-            env_name = "__".join(part.replace("-", "_").upper() for part in location)
-            toml_name = ".".join(part.replace("_", "-") for part in location)
-            problems.append(f"{env_name} ({toml_name}): {error['msg']}")
-        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(problems)) from None
+        problems = [
+            config_problem([str(part) for part in error["loc"]], error["msg"]) for error in e.errors()
+        ]
+        raise config_error(problems) from None

@@ -70,10 +70,10 @@ class GracefulServer(uvicorn.Server):
         self.runtime.stop_all(SHUTDOWN_MESSAGE)
 
 
-def run(app: object, host: str, port: int, runtime: WasmRuntime, grace: float) -> int:
-    """Serves until a signal; logging is configured by the caller (no uvicorn log config, no access log)."""
+def server_config(app: object, host: str, port: int, grace: float) -> uvicorn.Config:
+    """uvicorn's settings for one serving process (the only one, or each of several workers)."""
     _, drain = schedule(grace)
-    config = uvicorn.Config(
+    return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
@@ -85,10 +85,19 @@ def run(app: object, host: str, port: int, runtime: WasmRuntime, grace: float) -
         # reuses a connection just as the server closes it gets a reset (seen under load in bench.overhead).
         timeout_keep_alive=75,
     )
-    server = GracefulServer(config, runtime, grace)
+
+
+def run(app: object, host: str, port: int, runtime: WasmRuntime, grace: float) -> int:
+    """Serves until a signal; logging is configured by the caller (no uvicorn log config, no access log)."""
+    server = GracefulServer(server_config(app, host, port, grace), runtime, grace)
     server.run()
+    return finish(server, runtime)
+
+
+def finish(server: GracefulServer, runtime: WasmRuntime) -> int:
+    """After serving: 1 if start-up failed (uvicorn has logged why, e.g. the port is taken), else 0."""
     if not server.started:
-        return 1  # e.g. the port is taken or start-up failed; uvicorn has logged why
+        return 1
     runtime.shutdown_workers()
     _exit_if_threads_stuck()
     return 0

@@ -11,10 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from skill_engine.auth import UNAVAILABLE_TEXT
 from tests.support.engine import EngineProcess, engine_with_skills
 from tests.support.iam_server import IamServer
 from tests.support.servers import ThreadedServer, free_port
+
+# PhariaEngine's text, with its newline followed by eight spaces (engine-spec App. B, quirk 12).
+UNAVAILABLE_TEXT = (
+    "Failed to check token validity against the authorization service. You should try again later,\n"
+    "        if the problem persists you may want to contact the operators."
+)
 
 AUTHENTICATED = [
     ("GET", "/v1/skills"),

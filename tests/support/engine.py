@@ -26,6 +26,9 @@ class EngineProcess:
             "KERNEL_ADDRESS": f"127.0.0.1:{self.port}",
             "METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
             "NAMESPACE_UPDATE_INTERVAL": "300ms",
+            # One process unless a test asks for more (WORKERS defaults to the usable CPUs): the suite
+            # shares a small machine, and tests/e2e/test_workers.py covers several workers.
+            "WORKERS": "1",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -99,6 +102,7 @@ def run_engine_once(
     workdir.mkdir(parents=True, exist_ok=True)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("NAMESPACES__", "OPENAI_"))}
     full_env["METRICS_ADDRESS"] = f"127.0.0.1:{free_port()}"
+    full_env["WORKERS"] = "1"
     full_env.update(env)
     return subprocess.run(
         [sys.executable, "-m", "skill_engine", "serve"],

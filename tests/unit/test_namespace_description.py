@@ -14,6 +14,7 @@ from skill_engine.skills.description import (
     ProgrammableSkill,
     parse_description,
 )
+from skill_engine.skills.sources import check_namespaces
 
 
 def test_full_description() -> None:
@@ -123,7 +124,9 @@ def test_invalid_namespace_shapes_stop_start_up(
     for key, value in env.items():
         monkeypatch.setenv(f"NAMESPACES__MY_TEAM__{key}", value)
     with pytest.raises(ConfigError, match=message):
-        load_settings()
+        check_namespaces(
+            load_settings().namespaces
+        )  # key shapes in config.py, entries where sources are made
 
 
 @pytest.mark.usefixtures("clean")

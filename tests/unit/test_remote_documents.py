@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.documents.filters import filter_from_json
 from skill_engine.csi.documents.remote import RemoteDocuments, document_url, search_body
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext
 from skill_engine.csi.types import DocumentPath, IndexPath, SearchRequest
 from tests.support.servers import free_port
 

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from skill_engine import telemetry
 from skill_engine.api import csi_documents as docs_json
 from skill_engine.api import csi_json as js
-from skill_engine.api.http import HttpError, bearer_token, json_response, json_value, text
+from skill_engine.api.http import bearer_token, json_response, json_value, text
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.types import (
@@ -146,11 +146,8 @@ class CsiRoutes:
         function = self.functions.get(request.path_params["function"])
         if function is None:
             return Response(status_code=404)
-        try:
-            token = bearer_token(request)
-            body = await json_value(request)
-        except HttpError as e:
-            return text(e.text, e.status)
+        token = bearer_token(request)
+        body = await json_value(request)
         try:
             parsed = function.parse(body, version)
         except ValueError as e:
@@ -280,11 +277,8 @@ class CsiRoutes:
     # -- legacy `POST /csi` ----------------------------------------------------------------------------
 
     async def legacy(self, request: Request) -> Response:
-        try:
-            token = bearer_token(request)
-            body = await json_value(request)
-        except HttpError as e:
-            return text(e.text, e.status)
+        token = bearer_token(request)
+        body = await json_value(request)
         if not isinstance(body, dict):
             return text(
                 SHAPE_PREFIX + "invalid type: expected internally tagged enum VersionedCsiRequest", 422

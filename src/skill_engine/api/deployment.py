@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from skill_engine.api.http import HttpError, bearer_token, json_response, namespace_param, text
+from skill_engine.api.http import json_response, namespace_param
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
 
@@ -16,18 +16,10 @@ class DeploymentRoutes:
         self.watcher = watcher
 
     async def cached_skills(self, request: Request) -> Response:
-        try:
-            bearer_token(request)
-        except HttpError as e:
-            return text(e.text, e.status)
         return json_response(self.store.cached_paths())
 
     async def drop_cached_skill(self, request: Request) -> Response:
-        try:
-            bearer_token(request)
-            namespace = namespace_param(request)
-        except HttpError as e:
-            return text(e.text, e.status)
+        namespace = namespace_param(request)
         name: str = request.path_params["name"]
         if self.store.invalidate(namespace, name):
             return json_response("Skill removed from cache")
@@ -35,10 +27,6 @@ class DeploymentRoutes:
 
     async def mcp_servers(self, request: Request) -> Response:
         namespace: str = request.path_params["namespace"]
-        try:
-            bearer_token(request)
-        except HttpError as e:
-            return text(e.text, e.status)
         servers = self.watcher.mcp_servers.get(namespace)
         if servers is None:
             return json_response(f"Namespace '{namespace}' not found", 404)

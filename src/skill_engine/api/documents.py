@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from skill_engine.api.http import HttpError, json_response, read_body, text
+from skill_engine.api.http import HttpError, json_response, read_body
 from skill_engine.csi.documents.embedded import (
     DEFAULT_CHUNK_OVERLAP,
     DEFAULT_CHUNK_SIZE,
@@ -53,19 +53,11 @@ Handler = Callable[["DocumentRoutes", Request], Awaitable[Response]]
 
 
 def _guarded(handler: Handler) -> Handler:
-    """Checks the admin token before anything else; turns `HttpError` into a text response."""
+    """Checks the admin token before anything else."""
 
     async def wrapped(self: DocumentRoutes, request: Request) -> Response:
-        try:
-            index = self._authorize(request)
-            request.state.index = index
-            return await handler(self, request)
-        except HttpError as e:
-            headers = {"www-authenticate": "Bearer"} if e.status == 401 else None
-            response = text(e.text, e.status)
-            if headers:
-                response.headers.update(headers)
-            return response
+        request.state.index = self._authorize(request)
+        return await handler(self, request)
 
     wrapped.__name__ = handler.__name__
     return wrapped
@@ -167,7 +159,7 @@ class DocumentRoutes:
             raise HttpError(403, NO_ADMIN_TOKEN)
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise HttpError(401, TOKEN_EXPECTED)
+            raise HttpError(401, TOKEN_EXPECTED, {"www-authenticate": "Bearer"})
         if not hmac.compare_digest(token.strip().encode(), self.admin_token.encode()):
             raise HttpError(403, TOKEN_INVALID)
         if self.index is None:

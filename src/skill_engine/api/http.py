@@ -9,18 +9,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from skill_engine.api.errors import HttpError
 from skill_engine.config import invalid_namespace_text, is_valid_namespace
+
+__all__ = ["HttpError", "bearer_token", "json_body", "json_response", "json_value", "namespace_param", "text"]
 
 MAX_BODY = 50 * 1024 * 1024
 _LARGE = 1024 * 1024
 """Bodies above this are parsed off the event loop so big inputs never stall other requests."""
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
 
 
 def text(body: str, status: int = 200) -> Response:
@@ -43,14 +39,8 @@ def namespace_param(request: Request) -> str:
 
 
 def bearer_token(request: Request) -> str | None:
-    """The caller's token; a present header that is not `Bearer <token>` is rejected."""
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise HttpError(400, "Header of type `authorization` was invalid")
+    """The caller's token, parsed once by `middleware.auth.Authentication` for every authenticated route."""
+    token: str | None = getattr(request.state, "bearer_token", None)
     return token
 
 

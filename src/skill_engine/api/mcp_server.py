@@ -27,7 +27,8 @@ from skill_engine.api.http import HttpError, bearer_token, text
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.csi.types import InvokeRequest, ToolArgument, ToolOutput
 from skill_engine.errors import ExecutionError, InvalidOutput
-from skill_engine.runtime.runner import LoadedSkill, SkillKind, SkillMetadata, WasmRuntime
+from skill_engine.metadata import SkillKind, SkillMetadata
+from skill_engine.runtime.runner import LoadedSkill, WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill
 from skill_engine.skills.store import SkillStore
 from skill_engine.telemetry import Telemetry

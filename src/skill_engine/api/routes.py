@@ -1,11 +1,11 @@
-"""Route handlers. They parse, call the skill store and runtime, and map errors to status codes."""
+"""Skill routes: they parse, call the skill store and runtime; `api.errors` maps errors to responses."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,7 +23,8 @@ from skill_engine.api.http import (
 )
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.errors import ExecutionError, InvalidOutput, IsFunction, IsMessageStream
-from skill_engine.runtime.runner import SkillKind, WasmRuntime
+from skill_engine.metadata import SkillKind
+from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill
 from skill_engine.skills.store import SkillStore
 from skill_engine.streaming import MessageStream, StreamItem, error_event
@@ -61,27 +62,6 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
     return task.result()
 
 
-Handler = Callable[["SkillRoutes", Request], Awaitable[Response]]
-
-
-def handles_errors(handler: Handler) -> Handler:
-    """Turns the engine's errors into text responses with their status codes."""
-
-    async def wrapped(self: SkillRoutes, request: Request) -> Response:
-        try:
-            return await handler(self, request)
-        except HttpError as e:
-            return text(e.text, e.status)
-        except ExecutionError as e:
-            response = text(e.message, e.status)
-            response.headers.update(getattr(e, "headers", {}))
-            return response
-
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
-
-
 class SkillRoutes:
     def __init__(
         self, store: SkillStore, runtime: WasmRuntime, csi: Csi, telemetry: Telemetry | None = None
@@ -96,16 +76,13 @@ class SkillRoutes:
     async def health(self, request: Request) -> Response:
         return text("ok")
 
-    @handles_errors
     async def list_skills(self, request: Request) -> Response:
-        bearer_token(request)
         kind = request.query_params.get("type") if self.beta else None  # stable ignores `?type=`
         if kind is not None and kind not in ("chat", "programmable"):
             expected = "expected `chat` or `programmable`"
             raise HttpError(400, f"Failed to deserialize query string: unknown variant `{kind}`, {expected}")
         return json_response(self.store.skill_paths(kind))
 
-    @handles_errors
     async def run(self, request: Request) -> Response:
         namespace = namespace_param(request)
         name: str = request.path_params["name"]
@@ -128,7 +105,6 @@ class SkillRoutes:
                 raise InvalidOutput(str(e)) from None
         return json_response(value)
 
-    @handles_errors
     async def metadata(self, request: Request) -> Response:
         namespace = namespace_param(request)
         name: str = request.path_params["name"]
@@ -139,7 +115,6 @@ class SkillRoutes:
         metadata = await self.runtime.metadata(skill, CsiContext(namespace, name, token))
         return json_response(metadata.to_json())
 
-    @handles_errors
     async def message_stream(self, request: Request) -> Response:
         """Server-Sent Events; failures after the stream opened arrive as an `error` event."""
         namespace = namespace_param(request)
@@ -205,7 +180,6 @@ class SkillRoutes:
             events(), headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
         )
 
-    @handles_errors
     async def list_tools(self, request: Request) -> Response:
         namespace: str = request.path_params["namespace"]
         token = bearer_token(request)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.chunking import Chunking
 from skill_engine.csi.documents import Documents, NoDocuments
-from skill_engine.csi.inference import CsiContext, Inference, NoInference
+from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.language import Language
 from skill_engine.csi.tools import Tools
 

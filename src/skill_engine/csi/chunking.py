@@ -17,9 +17,9 @@ from opentelemetry.util.types import AttributeValue
 from semantic_text_splitter import TextSplitter
 from tokenizers import Tokenizer
 
+from skill_engine.csi import genai
+from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext
-from skill_engine.telemetry import genai
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from lingua import IsoCode639_3, LanguageDetector, LanguageDetectorBuilder
 from opentelemetry.util.types import AttributeValue
 
+from skill_engine.csi import genai
 from skill_engine.csi.errors import CsiError
-from skill_engine.telemetry import genai
 
 MIN_RELATIVE_DISTANCE = 0.5
 MAX_DETECTORS = 8

@@ -12,17 +12,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from skill_engine import telemetry
+from skill_engine.csi import genai
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.mcp import McpServers
+from skill_engine.csi.tool_names import KNOWN_NATIVE_TOOLS, NATIVE_TOOL_NAMES, TEST_BETA
 from skill_engine.csi.types import InvokeRequest, Tool, ToolOutput, ToolResult
-from skill_engine.telemetry import genai
-
-NATIVE_TOOL_NAMES = ("add", "subtract", "saboteur")
-"""PhariaEngine's native tools (all of them enabled in `test-beta`)."""
-EXECUTE_PYTHON = "execute_python"
-KNOWN_NATIVE_TOOLS = (*NATIVE_TOOL_NAMES, EXECUTE_PYTHON)
-"""What `native-tools = [...]` accepts."""
-TEST_BETA = "test-beta"
 
 
 def _int_argument(request: InvokeRequest, name: str) -> int:

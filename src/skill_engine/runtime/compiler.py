@@ -2,7 +2,9 @@
 
 Compiling a 46 MB Python skill costs ~10 s of CPU and leaves ~400 MB of RSS behind, so it never runs in
 the serving process. The child runs at lower CPU priority; its artifact goes to `ArtifactCache` keyed by
-the wasm's hash and the engine fingerprint, so a restart loads a skill in milliseconds.
+the wasm's hash and the engine fingerprint, so a restart loads a skill in milliseconds. Every process
+sharing the directory (workers, `skill-engine compile`) compiles under the artifact's cross-process lock
+(runtime/cache_lock.py) and re-checks the cache once it holds it: a skill compiles once per host.
 
 Run as a module, it is the child: `python -m skill_engine.runtime.compiler SRC.wasm DST.cwasm`.
 """
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skill_engine.errors import SkillLoadError
+from skill_engine.runtime.cache_lock import locked_async
 from skill_engine.runtime.engine import FINGERPRINT
 
 log = logging.getLogger("skill_engine.compiler")
@@ -40,6 +43,10 @@ class ArtifactCache:
 
     def path_for(self, wasm_digest: str) -> Path:
         return self.directory / f"{wasm_digest}-{FINGERPRINT}.cwasm"
+
+    def lock_path(self, wasm_digest: str) -> Path:
+        """The file to `flock` while producing `path_for(wasm_digest)` (see runtime/cache_lock.py)."""
+        return self.directory / f"{wasm_digest}-{FINGERPRINT}.lock"
 
     def lookup(self, wasm_digest: str) -> Path | None:
         path = self.path_for(wasm_digest)
@@ -98,9 +105,10 @@ class Compiler:
             del self._inflight[digest]
 
     async def _compile(self, wasm: bytes, digest: str, label: str) -> Path:
-        async with self._one_at_a_time:
+        async with self._one_at_a_time, locked_async(self.cache.lock_path(digest)):
             cached = self.cache.lookup(digest)
             if cached is not None:
+                log.info("%s was compiled meanwhile by another process", label)
                 return cached
             destination = self.cache.path_for(digest)
             with tempfile.NamedTemporaryFile(dir=self.cache.directory, suffix=".wasm") as source:

@@ -16,8 +16,8 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext
 from skill_engine.telemetry.tracing import current_trace_id
 
 T = TypeVar("T")

@@ -15,7 +15,6 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import jsonschema
@@ -32,6 +31,7 @@ from skill_engine.errors import (
     SkillLoadError,
     UserCodeError,
 )
+from skill_engine.metadata import SkillKind, SkillMetadata
 from skill_engine.runtime import bindings, wasmtime_fixes, worlds
 from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.bindings import CsiUseOutsideRun, v0_2, v0_3, v0_4
@@ -50,29 +50,6 @@ _GRACE = 0.1
 _LINK_CHECK_TICKS = 500
 """Epoch ticks (5 s) a load-time instantiation may take (it runs no export, only start functions)."""
 """Seconds past the deadline before the caller stops waiting for a guest that is blocked in WASI."""
-
-
-class SkillKind(StrEnum):
-    FUNCTION = "function"
-    MESSAGE_STREAM = "message_stream"
-
-
-@dataclass(frozen=True)
-class SkillMetadata:
-    description: str | None
-    version: str | None
-    skill_type: SkillKind
-    input_schema: Any
-    output_schema: Any
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "description": self.description,
-            "version": self.version,
-            "skill_type": self.skill_type.value,
-            "input_schema": self.input_schema,
-            "output_schema": self.output_schema,
-        }
 
 
 @dataclass(frozen=True)

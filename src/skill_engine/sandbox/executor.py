@@ -23,7 +23,8 @@ from wasmtime.component import Component, Linker, Variant
 
 from skill_engine.csi import CsiContext
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.tools import EXECUTE_PYTHON, Tools
+from skill_engine.csi.tool_names import EXECUTE_PYTHON
+from skill_engine.csi.tools import Tools
 from skill_engine.csi.types import InvokeRequest, ToolArgument, ToolOutput
 from skill_engine.runtime import bindings, wasmtime_fixes
 from skill_engine.runtime.compiler import Compiler

@@ -15,7 +15,8 @@ from opentelemetry.trace import Status, StatusCode
 
 from skill_engine import telemetry
 from skill_engine.csi import CsiContext
-from skill_engine.csi.tools import EXECUTE_PYTHON, ProvidedTool, ToolCaller, ToolFailure
+from skill_engine.csi.tool_names import EXECUTE_PYTHON
+from skill_engine.csi.tools import ProvidedTool, ToolCaller, ToolFailure
 from skill_engine.csi.types import InvokeRequest, Tool
 from skill_engine.sandbox.executor import CodeSandbox, Outcome
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.tools import TEST_BETA
+from skill_engine.csi.tool_names import TEST_BETA
 from skill_engine.csi.types import (
     ChatAppend,
     ChatBegin,
@@ -24,7 +24,7 @@ from skill_engine.csi.types import (
     ToolOutput,
 )
 from skill_engine.errors import ExecutionError, IsMessageStream, RuntimeFailure, UserCodeError
-from skill_engine.runtime.runner import SkillKind, SkillMetadata
+from skill_engine.metadata import SkillKind, SkillMetadata
 from skill_engine.streaming import (
     MessageAppend,
     MessageBegin,

@@ -15,7 +15,7 @@ from typing import Any
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.csi.types import ChatRequest, Message
 from skill_engine.errors import InvalidInput, IsMessageStream
-from skill_engine.runtime.runner import SkillKind, SkillMetadata
+from skill_engine.metadata import SkillKind, SkillMetadata
 from skill_engine.skills.builtin import BuiltinSkill, Emit, forward_chat_stream
 from skill_engine.skills.description import ChatSkill
 

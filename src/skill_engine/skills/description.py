@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skill_engine.csi.tools import KNOWN_NATIVE_TOOLS
+from skill_engine.csi.tool_names import KNOWN_NATIVE_TOOLS
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
 import httpx
 
-from skill_engine.config import NamespaceConfig
+from skill_engine.config import NamespaceConfig, config_error, config_problem
 from skill_engine.skills.description import (
     InvalidDescription,
     NamespaceDescription,
     ProgrammableSkill,
     parse_description,
+    parse_native_tools,
     parse_skills,
 )
 from skill_engine.skills.oci import OciRegistry
@@ -146,6 +148,20 @@ def make_registry(config: NamespaceConfig) -> Registry | None:
     if config.path is not None:
         return DirectoryRegistry(config.path)
     return None
+
+
+def check_namespaces(namespaces: Mapping[str, NamespaceConfig]) -> None:
+    """The in-place skill entries and native tools of every namespace; a ConfigError stops start-up."""
+    problems = []
+    for name, config in namespaces.items():
+        try:
+            if config.config_url is None and config.directory is None and config.skills is not None:
+                parse_skills(config.skills)
+            parse_native_tools(config.native_tools)
+        except InvalidDescription as e:
+            problems.append(config_problem(["namespaces", name], f"Value error, {e}"))
+    if problems:
+        raise config_error(problems)
 
 
 def make_source(namespace: str, config: NamespaceConfig, client: httpx.AsyncClient) -> Source:

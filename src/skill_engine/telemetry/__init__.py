@@ -9,15 +9,15 @@ invocation in a copy of the request's context.
 Hooks for other modules:
 - `span(name, attributes)`: a child span of whatever is current (no-op when tracing is off).
 - `genai.chat(...)`, `genai.complete(...)`, `genai.traced_stream(...)`, `genai.tools(...)`: one line in a
-  CSI driver gives it GenAI-convention spans (see `telemetry/genai.py`).
-- `tracing.outbound_headers()`: `traceparent`/`tracestate` for backends that take them (engine-spec §4.4).
+  CSI driver gives it GenAI-convention spans (see `csi/genai.py`).
+- `outbound_headers()`: `traceparent`/`tracestate` for backends that take them (engine-spec §4.4).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,14 +25,23 @@ from typing import TYPE_CHECKING
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
-from skill_engine.telemetry.executions import Execution
+from skill_engine.telemetry.executions import Execution, current_skill, executing
 from skill_engine.telemetry.metrics import Metrics
 from skill_engine.telemetry.tracing import Tracing
 
 if TYPE_CHECKING:
     from skill_engine.config import Settings
 
-__all__ = ["Metrics", "Telemetry", "Tracing", "current", "span"]
+__all__ = [
+    "Metrics",
+    "Telemetry",
+    "Tracing",
+    "current",
+    "current_skill",
+    "executing",
+    "outbound_headers",
+    "span",
+]
 
 
 @dataclass
@@ -64,7 +73,7 @@ class Telemetry:
 
     def execution(self, namespace: str, name: str) -> Execution:
         """Starts timing a skill execution (call after a successful fetch)."""
-        return Execution(self, namespace, name)
+        return Execution(self.metrics, self.span, namespace, name)
 
     def shutdown(self) -> None:
         self.metrics.stop()
@@ -80,23 +89,6 @@ def current() -> Telemetry:
     return _current.get(_DISABLED)
 
 
-_skill: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("skill_engine_skill")
-
-
-def current_skill() -> tuple[str, str]:
-    """(namespace, name) of the skill executing in this context; empty strings outside an execution."""
-    return _skill.get(("", ""))
-
-
-@contextlib.contextmanager
-def executing(namespace: str, name: str) -> Iterator[None]:
-    token = _skill.set((namespace, name))
-    try:
-        yield
-    finally:
-        _skill.reset(token)
-
-
 def activate(telemetry: Telemetry) -> contextvars.Token[Telemetry]:
     return _current.set(telemetry)
 
@@ -110,3 +102,14 @@ def span(
 ) -> AbstractContextManager[Span | None]:
     """A span of the current request's telemetry under the current span (nothing when tracing is off)."""
     return current().span(name, attributes)
+
+
+def outbound_headers(headers: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
+    """Adds the current trace context to outgoing request headers (only when this engine traces).
+
+    For backends that continue traces (engine-spec §4.4: Aleph Alpha inference, Document Index, IAM);
+    the OpenAI-compatible backend, MCP servers and registries get none.
+    """
+    carrier: MutableMapping[str, str] = {} if headers is None else headers
+    current().tracing.inject(carrier)
+    return carrier

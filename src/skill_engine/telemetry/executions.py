@@ -9,19 +9,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 
 from opentelemetry.trace import Span
+from opentelemetry.util.types import AttributeValue
 
 from skill_engine.errors import ExecutionError
-
-if TYPE_CHECKING:
-    from skill_engine.telemetry import Telemetry
+from skill_engine.telemetry.metrics import Metrics
 
 log = logging.getLogger("skill_engine.execution")
+
+OpenSpan = Callable[[str, Mapping[str, AttributeValue] | None], AbstractContextManager[Span | None]]
+_skill: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("skill_engine_skill")
+
+
+def current_skill() -> tuple[str, str]:
+    """(namespace, name) of the skill executing in this context; empty strings outside an execution."""
+    return _skill.get(("", ""))
+
+
+@contextlib.contextmanager
+def executing(namespace: str, name: str) -> Iterator[None]:
+    token = _skill.set((namespace, name))
+    try:
+        yield
+    finally:
+        _skill.reset(token)
 
 
 def metric_status(error: BaseException | None) -> str:
@@ -42,8 +59,9 @@ def _level(error: BaseException) -> int:
 
 
 class Execution:
-    def __init__(self, telemetry: Telemetry, namespace: str, name: str) -> None:
-        self.telemetry = telemetry
+    def __init__(self, metrics: Metrics, open_span: OpenSpan, namespace: str, name: str) -> None:
+        self.metrics = metrics
+        self.open_span = open_span
         self.namespace = namespace
         self.name = name
         self.started = time.perf_counter()
@@ -52,11 +70,9 @@ class Execution:
 
     @contextlib.contextmanager
     def span(self) -> Iterator[Span | None]:
-        from skill_engine.telemetry import executing
-
         with (
             executing(self.namespace, self.name),
-            self.telemetry.span("skill_execution", {"skill": f"{self.namespace}/{self.name}"}) as span,
+            self.open_span("skill_execution", {"skill": f"{self.namespace}/{self.name}"}) as span,
         ):
             yield span
 
@@ -67,7 +83,7 @@ class Execution:
         self.finished = True
         status = metric_status(error)
         elapsed = time.perf_counter() - self.started
-        metrics = self.telemetry.metrics
+        metrics = self.metrics
         metrics.executions.labels(self.namespace, self.name, status).inc()
         metrics.execution_duration.labels(self.namespace, self.name, status).observe(elapsed)
         fields = {"namespace": self.namespace, "skill": self.name, "status": status}

@@ -40,6 +40,7 @@ FIELDS = (
     "duration_ms",
     "stream",
     "error",
+    "worker",
 )
 """`extra=` keys that formatters show; anything else passed as extra is ignored by the text format."""
 
@@ -114,12 +115,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(directive: str, log_format: str = "text") -> int:
+class WorkerFilter(logging.Filter):
+    """Tags every record with the worker id (its process id) when several workers share the output."""
+
+    def __init__(self, worker: str) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.worker
+        return True
+
+
+def configure_logging(directive: str, log_format: str = "text", worker: str | None = None) -> int:
     """Installs one stdout handler on the root logger; returns the engine's effective level."""
     root_level, engine_level, targets = parse_directive(directive)
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(TraceFilter())
+    if worker is not None:
+        handler.addFilter(WorkerFilter(worker))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -4,11 +4,18 @@ Each engine owns a `CollectorRegistry`, so several engines in one process never 
 labels and buckets of the `kernel_*` metrics are PhariaEngine's; the gauges and the compile histogram after
 them are the signals an autoscaler needs (in-flight invocations, invocations waiting for a worker thread,
 compile durations).
+
+With `WORKERS` > 1 (skill_engine/workers.py) prometheus-client runs in multiprocess mode
+(`PROMETHEUS_MULTIPROC_DIR` set by the supervisor): every worker writes its samples to memory-mapped files
+and the supervisor alone serves `METRICS_ADDRESS`, summing counters and histograms over all workers. Gauges
+read at scrape time cannot cross processes, so each worker then copies them into its files every
+`GAUGE_REFRESH` seconds: in-flight and queued are summed over live workers, cached items is the maximum.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
@@ -42,6 +49,9 @@ CSI_FUNCTIONS = {
     "invoke-tool": "invoke_tool",
     "list-tools": "list_tools",
 }
+
+GAUGE_REFRESH = 0.2
+"""Seconds between copies of the scrape-time gauges into the multiprocess files (WORKERS > 1)."""
 
 # Prometheus clients in Rust (PhariaEngine's) expose no `_created` series; neither do we.
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -90,16 +100,23 @@ class Metrics:
             ["function"],
             registry=r,
         )
-        self.cache_items = Gauge("kernel_skill_cache_items", "Skills in the in-memory cache.", registry=r)
+        self.cache_items = Gauge(
+            "kernel_skill_cache_items",
+            "Skills in the in-memory cache.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self.in_flight = Gauge(
             "kernel_skill_invocations_in_flight",
             "Skill invocations admitted and not yet finished (running or waiting for a worker thread).",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.queued = Gauge(
             "kernel_skill_invocations_queued",
             "Skill invocations waiting for a free worker thread (MAX_CONCURRENT_SKILLS reached).",
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.compile_duration = Histogram(
             "kernel_skill_compile_duration_seconds",
@@ -116,6 +133,10 @@ class Metrics:
         )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
+        self.multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+        """A worker of several: the supervisor serves the aggregate, this process only writes samples."""
+        self._gauges: list[tuple[Gauge, Callable[[], float]]] = []
+        self._stop_refresh = threading.Event()
 
     def observe_gauges(
         self,
@@ -124,9 +145,14 @@ class Metrics:
         queued: Callable[[], int],
     ) -> None:
         """Gauges read at scrape time from the engine's own state (no bookkeeping on the hot path)."""
-        self.cache_items.set_function(_safe(cache_items))
-        self.in_flight.set_function(_safe(in_flight))
-        self.queued.set_function(_safe(queued))
+        self._gauges = [
+            (self.cache_items, _safe(cache_items)),
+            (self.in_flight, _safe(in_flight)),
+            (self.queued, _safe(queued)),
+        ]
+        if not self.multiprocess:
+            for gauge, read in self._gauges:
+                gauge.set_function(read)
 
     def csi_request(self, function: str, count: int = 1) -> None:
         """Counts `count` requests of a CSI function (WIT `chunk-with-offsets`, HTTP `chunk_with_offsets`)."""
@@ -144,7 +170,14 @@ class Metrics:
         self.compile_duration.labels(namespace, name).observe(seconds)
 
     def serve(self, address: str) -> None:
-        """Starts the scrape listener on a daemon thread; a port in use is logged, not fatal."""
+        """Starts the scrape listener on a daemon thread; a port in use is logged, not fatal.
+
+        A worker of several starts no listener (the supervisor serves `address`), only the gauge copier.
+        """
+        if self.multiprocess:
+            self._stop_refresh.clear()
+            threading.Thread(target=self._refresh_gauges, name="metrics-gauges", daemon=True).start()
+            return
         host, _, port = address.rpartition(":")
         try:
             self._server, self._thread = start_http_server(int(port), host.strip("[]"), self.registry)
@@ -153,7 +186,13 @@ class Metrics:
             return
         log.info("Metrics on: %s", address)
 
+    def _refresh_gauges(self) -> None:
+        while not self._stop_refresh.wait(GAUGE_REFRESH):
+            for gauge, read in self._gauges:
+                gauge.set(read())
+
     def stop(self) -> None:
+        self._stop_refresh.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

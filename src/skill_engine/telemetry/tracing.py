@@ -31,11 +31,12 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from skill_engine.config import validate_sampling_ratio
+
 log = logging.getLogger("skill_engine.tracing")
 
 SERVICE_NAME = "pharia-kernel"
 """PhariaEngine's service and scope name, kept so existing trace queries and Studio views still match."""
-SAMPLING_RATIO_ERROR = "otel_sampling_ratio must be between 0.0 and 1.0 inclusive"
 
 
 def _version() -> str:
@@ -43,12 +44,6 @@ def _version() -> str:
         return version("skill-engine")
     except PackageNotFoundError:
         return "0"
-
-
-def validate_sampling_ratio(ratio: float) -> float:
-    if not 0.0 <= ratio <= 1.0:  # NaN fails too
-        raise ValueError(SAMPLING_RATIO_ERROR)
-    return ratio
 
 
 def http_traces_url(endpoint: str) -> str:
@@ -126,19 +121,6 @@ class Tracing:
             self.provider.shutdown()  # flushes what the batch processor still holds
             self.provider = None
             self.tracer = None
-
-
-def outbound_headers(headers: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
-    """Adds the current trace context to outgoing request headers (only when this engine traces).
-
-    For backends that continue traces (engine-spec §4.4: Aleph Alpha inference, Document Index, IAM);
-    the OpenAI-compatible backend, MCP servers and registries get none.
-    """
-    from skill_engine import telemetry
-
-    carrier: MutableMapping[str, str] = {} if headers is None else headers
-    telemetry.current().tracing.inject(carrier)
-    return carrier
 
 
 def current_trace_id() -> str | None:

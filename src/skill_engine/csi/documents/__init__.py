@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext
 from skill_engine.csi.types import Document, DocumentPath, Json, SearchRequest, SearchResult
 
 NOT_CONFIGURED = (

@@ -32,9 +32,10 @@ from typing import TypeVar
 
 from semantic_text_splitter import TextSplitter
 
+from skill_engine.csi import genai
+from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.documents.filters import matches
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext
 from skill_engine.csi.types import (
     Document,
     DocumentPath,
@@ -47,7 +48,6 @@ from skill_engine.csi.types import (
     TextContent,
     TextCursor,
 )
-from skill_engine.telemetry import genai
 
 T = TypeVar("T")
 DATABASE_FILE = "documents.sqlite3"

@@ -18,9 +18,10 @@ from urllib.parse import quote
 
 import httpx
 
+from skill_engine.csi import genai
+from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.documents.filters import filter_to_json
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext
 from skill_engine.csi.types import (
     Document,
     DocumentPath,
@@ -32,8 +33,7 @@ from skill_engine.csi.types import (
     TextContent,
     TextCursor,
 )
-from skill_engine.telemetry import genai
-from skill_engine.telemetry.tracing import outbound_headers
+from skill_engine.telemetry import outbound_headers
 
 log = logging.getLogger("skill_engine.csi.documents")
 

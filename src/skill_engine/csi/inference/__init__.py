@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from collections.abc import Sequence
+from typing import Protocol
 
+from skill_engine.csi.calls import CsiContext, EventStream
 from skill_engine.csi.errors import NO_INFERENCE, CsiError
 from skill_engine.csi.types import (
     ChatEvent,
@@ -18,24 +17,6 @@ from skill_engine.csi.types import (
     ExplanationRequest,
     TextScore,
 )
-
-In = TypeVar("In")
-Ev = TypeVar("Ev", covariant=True)
-
-
-class EventStream(Protocol[Ev]):
-    async def next(self) -> Ev | None: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class CsiContext:
-    """Who is calling: drivers use it for credentials, logs and traces."""
-
-    namespace: str
-    skill: str
-    token: str | None = None
 
 
 class Inference(Protocol):
@@ -78,18 +59,3 @@ class NoInference:
 
     async def aclose(self) -> None:
         return None
-
-
-Out = TypeVar("Out")
-
-
-async def fan_out(items: Sequence[In], call: Callable[[In], Coroutine[Any, Any, Out]]) -> list[Out]:
-    """Runs `call` for each item concurrently; results in request order; a failure cancels the rest."""
-    if len(items) == 1:
-        return [await call(items[0])]
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks: list[asyncio.Task[Out]] = [group.create_task(call(item)) for item in items]
-    except BaseExceptionGroup as group_error:
-        raise group_error.exceptions[0] from None
-    return [task.result() for task in tasks]

@@ -17,8 +17,9 @@ from typing import Any
 import httpx
 from tokenizers import Tokenizer
 
+from skill_engine.csi import genai
+from skill_engine.csi.calls import CsiContext, EventStream
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference import CsiContext, EventStream
 from skill_engine.csi.inference.openai import MODEL_NOT_FOUND, UNAUTHORIZED, ChatCompletionsBackend
 from skill_engine.csi.inference.streams import UpstreamStream
 from skill_engine.csi.types import (
@@ -36,8 +37,7 @@ from skill_engine.csi.types import (
     TokenUsage,
     Usage,
 )
-from skill_engine.telemetry import genai
-from skill_engine.telemetry.tracing import outbound_headers
+from skill_engine.telemetry import outbound_headers
 
 log = logging.getLogger("skill_engine.csi")
 

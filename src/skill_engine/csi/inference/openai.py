@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
+from skill_engine.csi import genai
+from skill_engine.csi.calls import CsiContext, EventStream
 from skill_engine.csi.errors import OPENAI_NOT_SUPPORTED, CsiError
-from skill_engine.csi.inference import CsiContext, EventStream
 from skill_engine.csi.inference.reasoning import Part, ReasoningExtractor, split_reasoning
 from skill_engine.csi.inference.streams import UpstreamStream
 from skill_engine.csi.types import (
@@ -47,7 +48,6 @@ from skill_engine.csi.types import (
     ToolCallChunk,
     Usage,
 )
-from skill_engine.telemetry import genai
 
 UNAUTHORIZED = "Unauthorized"
 MODEL_NOT_FOUND = (

@@ -26,7 +26,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from skill_engine import telemetry
-from skill_engine.csi.inference import EventStream, fan_out
+from skill_engine.csi.calls import EventStream, fan_out
 from skill_engine.csi.types import (
     ChatAppend,
     ChatEnd,

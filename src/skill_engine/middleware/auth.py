@@ -1,4 +1,4 @@
-"""Authentication as PhariaEngine does it (engine-spec §7), as an ASGI middleware in front of the routes.
+"""Authentication as PhariaEngine does it (engine-spec §7), as route-level ASGI middleware.
 
 With `AUTHORIZATION_URL` set, every request that reaches an authenticated route (`/v1/*`, `/csi*`,
 `/cached_skills*`) must carry `Authorization: Bearer <token>`; the token is checked with
@@ -9,6 +9,10 @@ token is rejected with 400 on authenticated routes even when authentication is o
 Unlike PhariaEngine, successful checks are remembered for `AUTHORIZATION_CACHE_TTL` (default 5 s, 0 turns
 it off) keyed by a SHA-256 of the token, and concurrent checks of one token share one IAM call, so a burst
 does not hammer the IAM. Rejections are never cached. The token itself is never logged or echoed.
+
+`protect()` wraps every authenticated route once, when the app is built: the router matches a request
+once, answers 404/405 itself, and only a matched route runs `Authentication`, which parses the header
+once and leaves the token on `request.state.bearer_token` for the route.
 """
 
 from __future__ import annotations
@@ -18,15 +22,18 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import httpx
-from starlette.routing import Match
+from starlette.datastructures import Headers
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skill_engine import telemetry
-from skill_engine.telemetry.tracing import outbound_headers
+from skill_engine.api.errors import HttpError
+from skill_engine.telemetry import outbound_headers
 
-log = logging.getLogger("skill_engine.auth")
+log = logging.getLogger("skill_engine.middleware.auth")
 
 PERMISSIONS = [{"permission": "KernelAccess"}]
 AUTHENTICATED_PREFIXES = ("/v1/", "/csi", "/cached_skills")
@@ -45,21 +52,14 @@ IAM_TIMEOUT = 10.0
 CACHE_ENTRIES = 10_000
 
 
-class AuthError(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
-
-
 def token_from_header(header: str | None) -> str | None:
-    """The bearer token of an `Authorization` value; `None` without header, AuthError(400) if malformed."""
+    """The bearer token of an `Authorization` value; `None` without header, HttpError(400) if malformed."""
     if header is None:
         return None
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise AuthError(400, MALFORMED_TEXT)
+        raise HttpError(400, MALFORMED_TEXT)
     return token
 
 
@@ -79,7 +79,7 @@ class Authenticator:
         self.iam_calls = 0
 
     async def check(self, token: str) -> None:
-        """Returns if the token grants `KernelAccess`; raises AuthError(403 or 500) otherwise."""
+        """Returns if the token grants `KernelAccess`; raises HttpError(403 or 500) otherwise."""
         key = hashlib.sha256(token.encode()).hexdigest()
         now = time.monotonic()
         until = self._valid_until.get(key)
@@ -98,7 +98,7 @@ class Authenticator:
         self._checking[key] = future
         try:
             await self._ask_iam(token)
-        except AuthError as e:
+        except HttpError as e:
             future.set_exception(e)
             raise
         else:
@@ -124,75 +124,45 @@ class Authenticator:
             )
         except httpx.HTTPError as e:
             log.warning("authorization service unreachable: %s", type(e).__name__)
-            raise AuthError(500, UNAVAILABLE_TEXT) from None
+            raise HttpError(500, UNAVAILABLE_TEXT) from None
         if response.status_code == 401:
-            raise AuthError(403, INVALID_TEXT)
+            raise HttpError(403, INVALID_TEXT)
         if not response.is_success:
             log.warning("authorization service answered %d", response.status_code)
-            raise AuthError(500, UNAVAILABLE_TEXT)
+            raise HttpError(500, UNAVAILABLE_TEXT)
         try:
             granted = response.json().get("permissions")
         except (ValueError, AttributeError):
             log.warning("authorization service answered with an unexpected body")
-            raise AuthError(500, UNAVAILABLE_TEXT) from None
+            raise HttpError(500, UNAVAILABLE_TEXT) from None
         if granted != PERMISSIONS:
-            raise AuthError(403, INVALID_TEXT)
+            raise HttpError(403, INVALID_TEXT)
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-class AuthMiddleware:
-    """Runs before routing's extraction: only requests that match an authenticated route are checked."""
+class Authentication:
+    """Wraps one route: parses the bearer token onto the request's state, then checks it if enabled."""
 
     def __init__(self, app: ASGIApp, authenticator: Authenticator | None) -> None:
         self.app = app
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not is_authenticated_path(scope["path"]) or not _routed(scope):
-            await self.app(scope, receive, send)
-            return
-        try:
-            header = _header(scope, b"authorization")
-            token = token_from_header(header)
-            if self.authenticator is not None:
-                if token is None:
-                    raise AuthError(401, MISSING_TEXT)
-                with telemetry.span("check_permissions"):  # engine-spec §6.1
-                    await self.authenticator.check(token)
-        except AuthError as e:
-            await _text(send, e.status, e.text)
-            return
+        token = token_from_header(Headers(scope=scope).get("authorization"))
+        scope.setdefault("state", {})["bearer_token"] = token
+        if self.authenticator is not None:
+            if token is None:
+                raise HttpError(401, MISSING_TEXT)
+            with telemetry.span("check_permissions"):  # engine-spec §6.1
+                await self.authenticator.check(token)
         await self.app(scope, receive, send)
 
 
-def _routed(scope: Scope) -> bool:
-    """Whether a route matches path and method (404 and 405 are answered without authentication)."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    if router is None:
-        return True
-    return any(route.matches(scope)[0] is Match.FULL for route in router.routes)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-async def _text(send: Send, status: int, body: str) -> None:
-    data = body.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(data)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
+def protect(routes: Sequence[BaseRoute], authenticator: Authenticator | None) -> list[BaseRoute]:
+    """The routes, those under the authenticated prefixes wrapped in `Authentication`."""
+    for route in routes:
+        if isinstance(route, Route | Mount) and is_authenticated_path(route.path):
+            route.app = Authentication(route.app, authenticator)
+    return list(routes)

@@ -1,0 +1,1 @@
+"""ASGI middleware around the routes: telemetry, CORS, compression, decompression and authentication."""
