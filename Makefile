@@ -4,7 +4,7 @@ VENV := .venv
 TOOLS := .venv-skill-build
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench clean test-registry
+.PHONY: run test lint typecheck unit bench clean test-registry test-postgres test-browser
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,17 @@ test-registry:
 	@command -v docker-registry >/dev/null || apt-get install -y -qq docker-registry >/dev/null 2>&1 \
 		|| { apt-get update -qq && apt-get install -y -qq docker-registry; }
 
-test: $(VENV)/.installed $(TOOLS)/.installed test-registry lint typecheck
+# The evaluation tests start a throw-away PostgreSQL cluster from Debian's server package.
+test-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt-get install -y -qq postgresql >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq postgresql; }
+
+# The console's browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+test-browser:
+	@command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: $(VENV)/.installed $(TOOLS)/.installed test-registry test-postgres test-browser lint typecheck
 	SKILL_BUILD_ENV=$(CURDIR)/$(TOOLS) $(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed

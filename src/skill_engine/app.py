@@ -19,10 +19,14 @@ from skill_engine.api.deployment import DeploymentRoutes
 from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.errors import EXCEPTION_HANDLERS
+from skill_engine.api.evaluations import EvaluationRoutes
 from skill_engine.api.mcp_server import McpEndpoint
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.config import Settings
+from skill_engine.console.openapi import console_paths
+from skill_engine.console.routes import ConsoleRoutes
+from skill_engine.console.view import EngineView
 from skill_engine.csi import Csi
 from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
@@ -34,6 +38,9 @@ from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
 from skill_engine.csi.tool_names import EXECUTE_PYTHON
 from skill_engine.csi.tools import Tools
+from skill_engine.evaluation.invoker import SkillInvoker
+from skill_engine.evaluation.runner import Evaluations
+from skill_engine.evaluation.storage import Storage, database_url
 from skill_engine.middleware.auth import Authenticator, protect
 from skill_engine.middleware.cors import PermissiveCors
 from skill_engine.middleware.decompression import MIN_COMPRESS_SIZE, RequestDecompression
@@ -43,6 +50,7 @@ from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.sandbox.executor import CodeSandbox, Limits
 from skill_engine.sandbox.tool import execute_python
+from skill_engine.skills.builtin import builtin
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
 from skill_engine.telemetry import Telemetry
@@ -78,6 +86,14 @@ def make_tools(settings: Settings) -> Tools:
             )
         )
     )
+
+
+def make_evaluations(settings: Settings, invoker: SkillInvoker, csi: Csi) -> Evaluations:
+    config = settings.evaluations
+    directory = config.directory or Path(platformdirs.user_data_dir("skill-engine"))
+    secret = config.database_url.get_secret_value() if config.database_url is not None else None
+    storage = Storage(database_url(secret, directory))
+    return Evaluations(storage, invoker, csi, config.max_concurrency)
 
 
 def cache_directory(settings: Settings) -> Path:
@@ -168,6 +184,11 @@ class Engine:
             else None
         )
         self._revalidating: asyncio.Task[None] | None = None
+        invoker = SkillInvoker(self.store, self.runtime, self.csi, self.telemetry)
+        self.evaluations = make_evaluations(settings, invoker, self.csi)
+
+    def knows_skill(self, namespace: str, name: str) -> bool:
+        return builtin(namespace, name) is not None or f"{namespace}/{name}" in self.store.skill_paths()
 
     def _native_tools_changed(self, namespace: str, names: tuple[str, ...]) -> None:
         self.csi.tools.set_native_tools(namespace, names)
@@ -180,6 +201,7 @@ class Engine:
         self._started = True
         if self.csi.tools.enabled_anywhere(EXECUTE_PYTHON):
             self.sandbox.prepare()  # in the background: the first call need not wait for the build
+        await self.evaluations.start()
         self._watching = asyncio.create_task(self.watcher.run_forever())
         self._revalidating = asyncio.create_task(
             self.store.revalidate_forever(self.settings.namespace_update_interval)
@@ -191,6 +213,7 @@ class Engine:
         self._mcp_refreshing = asyncio.create_task(mcp.run_forever())
 
     async def stop(self) -> None:
+        await self.evaluations.stop()
         self.runtime.stop_all("The engine is shutting down.")
         for task in (self._watching, self._mcp_refreshing, self._revalidating):
             if task is not None:
@@ -212,7 +235,14 @@ def create_app(settings: Settings) -> Starlette:
     deployment = DeploymentRoutes(engine.store, engine.watcher)
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
     documents = DocumentRoutes(embedded, settings.documents.admin_token)
-    docs = DocsRoutes(settings.pharia_ai_feature_set)
+    docs = DocsRoutes(settings.pharia_ai_feature_set, console_paths())
+    console = ConsoleRoutes(EngineView(settings, engine.store, engine.watcher, engine.csi, engine.telemetry))
+    evaluations = EvaluationRoutes(
+        engine.evaluations,
+        engine.knows_skill,
+        int(settings.evaluations.max_dataset_bytes),
+        settings.evaluations.max_examples,
+    )
     mcp_endpoint = McpEndpoint(engine.store, engine.runtime, engine.csi, engine.telemetry)
 
     @contextlib.asynccontextmanager
@@ -240,11 +270,13 @@ def create_app(settings: Settings) -> Starlette:
                 ),
                 Route("/v1/tools/{namespace}", routes.list_tools, methods=["GET"]),
                 *documents.routes(),
+                *evaluations.routes(),
                 *CsiRoutes(engine.csi).routes(),
                 Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
                 *mcp_endpoint.routes(),
                 Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
                 Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
+                *console.routes(),
             ],
             engine.authenticator,
         ),

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from skill_engine.commands import dev, evaluate, inspect, run
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
@@ -41,10 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="skill-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve skills over HTTP (configuration from config.toml, .env, env)")
+    evaluate.register(commands)
+    inspect.register(commands)
+    run.register(commands)
+    dev.register(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()
-    return 2
+    handler = getattr(args, "handler", None)
+    return int(handler(args)) if handler is not None else 2
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pydantic import (
     ByteSize,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -113,6 +114,23 @@ class DocumentsConfig(BaseModel):
         return None if value == "" else value
 
 
+class EvaluationsConfig(BaseModel):
+    """`[evaluations]`: where datasets and runs are stored, and the bounds of uploads (docs/evaluation.md)."""
+
+    model_config = ConfigDict(extra="ignore")
+    database_url: SecretStr | None = None
+    """PostgreSQL (`postgresql://user:pass@host/db`) shared by a fleet; unset: SQLite in `directory`."""
+    directory: Path | None = None
+    max_dataset_bytes: ByteSize = ByteSize(20 * 1024 * 1024)
+    max_examples: int = Field(default=10_000, ge=1)
+    max_concurrency: int = Field(default=32, ge=1)
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 class NamespaceConfig(BaseModel):
     """One `[namespaces.<name>]` table; which shape it is follows from the keys present (§3.3)."""
 
@@ -168,8 +186,9 @@ def normalize(data: dict[str, Any]) -> dict[str, Any]:
         }
     if isinstance(top.get("openai_inference"), dict):
         top["openai_inference"] = _kebab_to_snake(top["openai_inference"])
-    if isinstance(top.get("documents"), dict):
-        top["documents"] = _kebab_to_snake(top["documents"])
+    for section in ("documents", "evaluations"):
+        if isinstance(top.get(section), dict):
+            top[section] = _kebab_to_snake(top[section])
     return top
 
 
@@ -200,6 +219,7 @@ class Settings(BaseSettings):
     openai_inference: OpenAIInferenceConfig | None = None
     document_index_url: str | None = None
     documents: DocumentsConfig = Field(default_factory=DocumentsConfig)
+    evaluations: EvaluationsConfig = Field(default_factory=EvaluationsConfig)
     authorization_url: str | None = None
     namespaces: dict[str, NamespaceConfig] = Field(default_factory=dict)
     namespace_update_interval: Duration = 10.0
@@ -228,9 +248,11 @@ class Settings(BaseSettings):
     memory_request: ByteSize | None = None
     memory_limit: ByteSize | None = None
     precompile_skills: bool = True
+    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
     workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
     """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
-    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
+    console_executions: int = Field(default=100, ge=0)
+    """Executions (with their spans and log lines) the console keeps in memory; 0 records none."""
     # Code execution (docs/agents.md): the `execute_python` native tool's sandbox, per call.
     code_execution_timeout: Duration = 10.0
     code_execution_memory: ByteSize = ByteSize(256 * 1024 * 1024)

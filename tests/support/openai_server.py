@@ -36,6 +36,17 @@ CANNED: dict[str, tuple[dict[str, Any], str, list[dict[str, Any]]]] = {
         "stop",
         [{"reasoning_content": "deep "}, {"reasoning_content": "thoughts"}, {"content": "42"}],
     ),
+    # LLM judges for the evaluation tests: a verdict wrapped in prose, and a low one in a code fence.
+    "judge": (
+        {"role": "assistant", "content": 'Verdict: {"score": 0.8, "reason": "close enough"}'},
+        "stop",
+        [{"content": '{"score": 0.8, "reason": "close enough"}'}],
+    ),
+    "judge-harsh": (
+        {"role": "assistant", "content": '```json\n{"score": 0.2, "reason": "not convincing"}\n```'},
+        "stop",
+        [{"content": '{"score": 0.2, "reason": "not convincing"}'}],
+    ),
     "tool-caller": (
         {"role": "assistant", "content": None, "tool_calls": [_CALL]},
         "tool_calls",

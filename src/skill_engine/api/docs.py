@@ -224,26 +224,51 @@ def is_beta(feature_set: str) -> bool:
     return feature_set.strip().lower() == "beta"
 
 
+LANDING = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>PhariaKernel</title><link rel="stylesheet" href="/ui/static/landing.css"></head>
+<body><main>
+<h1>Welcome to PhariaKernel 👋</h1>
+<p>This is Skill Engine, a runtime for AI skills compiled to WebAssembly and served over HTTP, compatible
+with PhariaEngine. Skills are built with the
+<a href="https://pharia-skill.readthedocs.io/">Pharia Skill SDK</a>.</p>
+<nav aria-label="Engine pages"><ul>
+<li><a href="/ui">Skill Console</a>: find skills, try them, see their traces</li>
+<li><a href="/api-docs">API documentation</a> (<a href="/openapi.json">OpenAPI document</a>)</li>
+<li><a href="/ui#/health">Health</a> (<a href="/health">/health</a> for probes;
+metrics on the metrics address, <code>/metrics</code>)</li>
+</ul></nav>
+<h2>Try it</h2>
+<p>The built-in <code>test-beta/hello</code> skill streams a greeting:</p>
+<pre><code>curl -N -X POST {origin}/v1/skills/test-beta/hello/message-stream \\
+  -H 'Content-Type: application/json' -d '{{}}'</code></pre>
+</main></body></html>
+"""
+
+API_DOCS = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>PhariaKernel API</title><link rel="stylesheet" href="/ui/static/vendor/swagger-ui/swagger-ui.css">
+</head><body><div id="swagger-ui"></div>
+<script src="/ui/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="/ui/static/api-docs.js"></script></body></html>
+"""
+
+
 class DocsRoutes:
-    def __init__(self, feature_set: str) -> None:
+    def __init__(self, feature_set: str, extra_paths: dict[str, Any] | None = None) -> None:
         self.document = openapi(is_beta(feature_set))
+        self.document["paths"].update(extra_paths or {})
         self._json = json.dumps(self.document, ensure_ascii=False).encode()
 
     async def openapi_json(self, request: Request) -> Response:
         return Response(self._json, media_type="application/json")
 
     async def api_docs(self, request: Request) -> Response:
-        spec = html.escape(self._json.decode(), quote=True)
-        return HTMLResponse(
-            '<!doctype html><html><head><title>PhariaKernel API</title><meta charset="utf-8"></head><body>'
-            f'<script id="api-reference" type="application/json" data-configuration="{{}}">{spec}</script>'
-            '<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script></body></html>'
-        )
+        """Swagger UI, served from the engine itself (vendored, works without internet access)."""
+        return HTMLResponse(API_DOCS)
 
     async def landing(self, request: Request) -> Response:
-        return HTMLResponse(
-            '<!doctype html><html><head><title>PhariaKernel</title><meta charset="utf-8"></head><body>'
-            "<h1>Welcome to PhariaKernel 👋</h1><p>Skills are built with the "
-            '<a href="https://pharia-skill.readthedocs.io/">Pharia Skill SDK</a>. The HTTP API is described '
-            'at <a href="/api-docs">/api-docs</a>.</p></body></html>'
-        )
+        origin = html.escape(f"{request.url.scheme}://{request.url.netloc}")
+        return HTMLResponse(LANDING.format(origin=origin))

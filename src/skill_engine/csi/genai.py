@@ -46,6 +46,7 @@ from skill_engine.csi.types import (
     ToolResult,
     Usage,
 )
+from skill_engine.telemetry.usage import record as record_usage
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -94,6 +95,7 @@ def count_tokens(model: str, usage: TokenUsage, skill: tuple[str, str] | None = 
     """`kernel_gen_ai_tokens_total` of the executing skill (tracing on or off)."""
     metrics = telemetry.current().metrics
     metrics.count_tokens(skill or telemetry.current_skill(), model, usage.prompt, usage.completion)
+    record_usage(model, usage.prompt, usage.completion)
 
 
 def _fail(span: Span, error: BaseException) -> None:

@@ -62,6 +62,8 @@ class NamespaceWatcher:
         self._mcp_listeners: list[Listener] = []
         self._tool_listeners: list[Listener] = []
         self.passes = 0
+        self.updated_at: dict[str, float] = {}
+        """Wall-clock time of each namespace's last successful (or unrecoverably failed) pass."""
 
     # -- subscriptions ------------------------------------------------------------------------------
 
@@ -83,9 +85,11 @@ class NamespaceWatcher:
         for name, outcome in zip(names, outcomes, strict=True):
             if isinstance(outcome, NamespaceDescription):
                 self._apply(name, outcome)
+                self.updated_at[name] = time.time()
             elif isinstance(outcome, Unrecoverable):
                 self.store.mark_misconfigured(name, str(outcome))
                 self._set_extras(name, (), ())
+                self.updated_at[name] = time.time()
         self.passes += 1
 
     async def _describe(self, namespace: str) -> NamespaceDescription | Unrecoverable | None:

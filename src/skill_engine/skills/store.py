@@ -130,6 +130,26 @@ class SkillStore:
             if kind is None or (kind == "chat") == isinstance(skill, ConfiguredChat)
         ]
 
+    def namespace_error(self, namespace: str) -> str | None:
+        """Why a namespace is misconfigured (its skills are not served), or None."""
+        return self._errors.get(namespace)
+
+    def known(self, namespace: str) -> dict[str, KnownSkill]:
+        """The skills a namespace currently serves, by name (a copy)."""
+        return dict(self._known.get(namespace, {}))
+
+    def compile_state(self, path: str) -> str:
+        """`loaded` (in memory), `compiling`, `compiled` (on disk, to be loaded), `failed` or `not loaded`."""
+        if self.cache.peek(path) is not None:
+            return "loaded"
+        preparing = self._preparing.get(path)
+        if preparing is None:
+            return "not loaded"
+        task = preparing[1]
+        if not task.done():
+            return "compiling"
+        return "compiled" if not task.cancelled() and task.exception() is None else "failed"
+
     # -- the cache routes ---------------------------------------------------------------------------
 
     def cached_paths(self) -> list[str]:

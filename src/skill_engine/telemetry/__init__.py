@@ -27,6 +27,7 @@ from opentelemetry.util.types import AttributeValue
 
 from skill_engine.telemetry.executions import Execution, current_skill, executing
 from skill_engine.telemetry.metrics import Metrics
+from skill_engine.telemetry.recorder import ExecutionRecorder
 from skill_engine.telemetry.tracing import Tracing
 
 if TYPE_CHECKING:
@@ -50,13 +51,34 @@ class Telemetry:
     tracing: Tracing = field(default_factory=Tracing.disabled)
     content_capture: bool = False
     """Record prompts and completions on inference spans (`OTEL_GEN_AI_CONTENT_CAPTURE`)."""
+    recorder: ExecutionRecorder | None = None
+    """The last executions with their spans, for the console (`CONSOLE_EXECUTIONS`, 0 turns it off)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Telemetry:
+        recorder = ExecutionRecorder(settings.console_executions) if settings.console_executions else None
+        return cls.create(
+            settings.otel_endpoint,
+            settings.otel_sampling_ratio,
+            settings.otel_gen_ai_content_capture,
+            recorder,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        endpoint: str | None,
+        sampling_ratio: float,
+        content_capture: bool,
+        recorder: ExecutionRecorder | None,
+    ) -> Telemetry:
+        if recorder is not None:
+            recorder.attach_logs()
         return cls(
             metrics=Metrics(),
-            tracing=Tracing.from_endpoint(settings.otel_endpoint, settings.otel_sampling_ratio),
-            content_capture=settings.otel_gen_ai_content_capture,
+            tracing=Tracing.from_endpoint(endpoint, sampling_ratio, recorder),
+            content_capture=content_capture,
+            recorder=recorder,
         )
 
     @contextlib.contextmanager

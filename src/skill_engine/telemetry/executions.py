@@ -20,6 +20,7 @@ from opentelemetry.util.types import AttributeValue
 
 from skill_engine.errors import ExecutionError
 from skill_engine.telemetry.metrics import Metrics
+from skill_engine.telemetry.recorder import ERROR_ATTRIBUTE, STATUS_ATTRIBUTE
 
 log = logging.getLogger("skill_engine.execution")
 
@@ -74,7 +75,15 @@ class Execution:
             executing(self.namespace, self.name),
             self.open_span("skill_execution", {"skill": f"{self.namespace}/{self.name}"}) as span,
         ):
-            yield span
+            try:
+                yield span
+            except BaseException as e:
+                if span is not None and not isinstance(e, asyncio.CancelledError):
+                    # What the console shows: the status of the metrics and the client's error text.
+                    span.set_attribute(STATUS_ATTRIBUTE, metric_status(e))
+                    if isinstance(e, ExecutionError):
+                        span.set_attribute(ERROR_ATTRIBUTE, e.message)
+                raise
 
     def finish(self, error: BaseException | None = None) -> None:
         """Counts the execution once; a cancellation (client gone) is not an outcome."""
