@@ -78,7 +78,7 @@ def engine(
         "OTEL_GEN_AI_CONTENT_CAPTURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    process = EngineProcess(workdir, env).start()
+    process = EngineProcess(workdir, env).start(timeout=180)  # imports alone take ~30 s on a loaded machine
     try:
         # The sandbox is built and compiled in the background at start-up (minutes on a busy machine the
         # first time, then cached); the first call waits for it.

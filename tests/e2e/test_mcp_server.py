@@ -58,7 +58,7 @@ def engine(
         "WASMTIME_CACHE_DIR": str(compiled_cache),
         "AUTHORIZATION_URL": iam,
     }
-    process = EngineProcess(tmp_path_factory.mktemp("engine-mcp-server"), env).start()
+    process = EngineProcess(tmp_path_factory.mktemp("engine-mcp-server"), env).start(timeout=180)
     try:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         for skill in ("mcp_user", "streamer"):  # compiled by now (minutes on a busy machine)
