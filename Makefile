@@ -4,7 +4,7 @@ VENV := .venv
 TOOLS := .venv-skill-build
 BIN := $(VENV)/bin
 
-.PHONY: run test lint typecheck unit bench clean test-registry test-postgres test-browser
+.PHONY: run test lint typecheck unit bench clean test-registry test-postgres test-browser test-deploy-tools image k8s
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,31 @@ test-browser:
 	@command -v chromium >/dev/null || apt-get install -y -qq chromium >/dev/null 2>&1 \
 		|| { apt-get update -qq && apt-get install -y -qq chromium; }
 
-test: $(VENV)/.installed $(TOOLS)/.installed test-registry test-postgres test-browser lint typecheck
+# The deployment tests (tests/deploy) build the image without a daemon (mmdebstrap, umoci), run it with runc,
+# push it with skopeo, balance a fleet with haproxy and render the manifests with kubectl's kustomize.
+DEPLOY_PACKAGES := mmdebstrap umoci runc skopeo haproxy
+test-deploy-tools:
+	@dpkg -s $(DEPLOY_PACKAGES) >/dev/null 2>&1 || apt-get install -y -qq $(DEPLOY_PACKAGES) >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq $(DEPLOY_PACKAGES); }
+	@command -v kubectl >/dev/null || apt-get install -y -qq kubernetes-client >/dev/null 2>&1 \
+		|| { apt-get update -qq && apt-get install -y -qq kubernetes-client; }
+
+# The container image as an OCI archive (deploy/image/Containerfile; built daemonless, needs root).
+IMAGE := build/skill-engine.oci.tar
+image: $(IMAGE)
+$(IMAGE): $(VENV)/.installed deploy/image/Containerfile deploy/image/build_image.py requirements.lock pyproject.toml \
+		$(shell find src -type f -not -name '*.pyc') | test-deploy-tools
+	$(BIN)/python deploy/image/build_image.py $@
+
+# What `kubectl apply -k deploy/kubernetes/base` applies, as one multi-document YAML file.
+K8S_OUT ?= build/k8s.yaml
+k8s: $(K8S_OUT)
+$(K8S_OUT): $(wildcard deploy/kubernetes/base/*) | test-deploy-tools
+	@mkdir -p $(dir $@)
+	kubectl kustomize deploy/kubernetes/base > $@.partial
+	mv $@.partial $@
+
+test: $(VENV)/.installed $(TOOLS)/.installed test-registry test-postgres test-browser test-deploy-tools $(IMAGE) lint typecheck
 	SKILL_BUILD_ENV=$(CURDIR)/$(TOOLS) $(BIN)/pytest $(PYTEST_ARGS)
 
 unit: $(VENV)/.installed

@@ -21,6 +21,7 @@ from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.errors import EXCEPTION_HANDLERS
 from skill_engine.api.evaluations import EvaluationRoutes
 from skill_engine.api.mcp_server import McpEndpoint
+from skill_engine.api.readiness import Readiness
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
 from skill_engine.config import Settings
@@ -62,7 +63,8 @@ def make_inference(settings: Settings) -> Inference:
     if settings.inference_url is not None:
         return AlephAlphaInference(settings.inference_url)
     if settings.openai_inference is not None:
-        return OpenAIInference(settings.openai_inference.url, settings.openai_inference.token)
+        openai = settings.openai_inference
+        return OpenAIInference(openai.url, openai.token.get_secret_value())
     return NoInference()
 
 
@@ -152,7 +154,10 @@ class Engine:
             ),
         )
         self.watcher = NamespaceWatcher(
-            settings.effective_namespaces(), self.store, settings.namespace_update_interval
+            settings.effective_namespaces(),
+            self.store,
+            settings.namespace_update_interval,
+            int(settings.max_skill_size),
         )
         # `execute_python` (docs/agents.md): built and loaded in the background once a namespace enables it.
         self.sandbox = CodeSandbox(
@@ -234,7 +239,8 @@ def create_app(settings: Settings) -> Starlette:
     routes.beta = settings.pharia_ai_feature_set.strip().upper() == "BETA"
     deployment = DeploymentRoutes(engine.store, engine.watcher)
     embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
-    documents = DocumentRoutes(embedded, settings.documents.admin_token)
+    admin_token = settings.documents.admin_token
+    documents = DocumentRoutes(embedded, admin_token.get_secret_value() if admin_token else None)
     docs = DocsRoutes(settings.pharia_ai_feature_set, console_paths())
     console = ConsoleRoutes(EngineView(settings, engine.store, engine.watcher, engine.csi, engine.telemetry))
     evaluations = EvaluationRoutes(
@@ -244,6 +250,7 @@ def create_app(settings: Settings) -> Starlette:
         settings.evaluations.max_examples,
     )
     mcp_endpoint = McpEndpoint(engine.store, engine.runtime, engine.csi, engine.telemetry)
+    readiness = Readiness()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -261,6 +268,7 @@ def create_app(settings: Settings) -> Starlette:
                 Route("/openapi.json", docs.openapi_json, methods=["GET"]),
                 Route("/api-docs", docs.api_docs, methods=["GET"]),
                 Route("/health", routes.health, methods=["GET"]),
+                Route("/ready", readiness.ready, methods=["GET"]),
                 Route("/skill.wit", serve_skill_wit, methods=["GET"]),
                 Route("/v1/skills", routes.list_skills, methods=["GET"]),
                 Route("/v1/skills/{namespace}/{name}/run", routes.run, methods=["POST"]),
@@ -290,4 +298,5 @@ def create_app(settings: Settings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.engine = engine
+    app.state.readiness = readiness  # shutdown.py marks it draining
     return app

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from skill_engine.commands import compile as compile_command
 from skill_engine.commands import dev, evaluate, inspect, run
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     inspect.register(commands)
     run.register(commands)
     dev.register(commands)
+    compile_command.register(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()

@@ -7,6 +7,7 @@ levels (`NAMESPACES__MY_TEAM__DIRECTORY` ⇒ `namespaces.my-team.directory`). Un
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -30,6 +31,7 @@ from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -95,10 +97,25 @@ def parse_duration(value: Any) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+def _comma_list(value: Any) -> Any:
+    """`a,b` from an environment variable, or a TOML/JSON list."""
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.startswith("["):
+            return json.loads(stripped)
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+
+
 class OpenAIInferenceConfig(BaseModel):
+    """Secrets in configuration are `SecretStr`: no repr, log line or error text shows them."""
+
     model_config = ConfigDict(extra="ignore")
     url: str
-    token: str
+    token: SecretStr
 
 
 class DocumentsConfig(BaseModel):
@@ -106,7 +123,7 @@ class DocumentsConfig(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     directory: Path | None = None
-    admin_token: str | None = None
+    admin_token: SecretStr | None = None
 
     @field_validator("admin_token", mode="before")
     @classmethod
@@ -137,11 +154,14 @@ class NamespaceConfig(BaseModel):
     model_config = ConfigDict(extra="ignore")
     directory: Path | None = None
     config_url: str | None = None
-    config_access_token: str | None = None
+    config_access_token: SecretStr | None = None
     registry: str | None = None
     base_repository: str | None = None
     registry_user: str | None = None
-    registry_password: str | None = None
+    registry_password: SecretStr | None = None
+    # Token realms (besides the registry's own host and port) that may receive the registry credentials,
+    # as `host[:port]`; HTTPS only (docs/security.md, "Credentials").
+    registry_token_realms: CommaList = Field(default_factory=list)
     path: Path | None = None
     skills: list[Any] | None = None
     mcp_servers: list[str] = Field(default_factory=list)
@@ -245,6 +265,8 @@ class Settings(BaseSettings):
     skill_queue_timeout: Duration = 10.0
     max_concurrent_skills_per_namespace: int | None = Field(default=None, ge=1)
     skill_output_limit: ByteSize = ByteSize(50 * 1024 * 1024)
+    max_skill_size: ByteSize = ByteSize(512 * 1024 * 1024)
+    """Largest component accepted from a registry or a directory; larger ones are refused unread."""
     memory_request: ByteSize | None = None
     memory_limit: ByteSize | None = None
     precompile_skills: bool = True

@@ -56,6 +56,9 @@ class GracefulServer(uvicorn.Server):
 
     def _begin(self) -> None:
         stop_at, _ = schedule(self.grace)
+        readiness = getattr(getattr(self.config.app, "state", None), "readiness", None)
+        if readiness is not None:
+            readiness.draining = True  # GET /ready answers 503 from now on (api/readiness.py)
         log.info(
             "Shutting down: %d invocation(s) in flight, stopping them in %.1f s if still running",
             len(self.runtime.in_flight),

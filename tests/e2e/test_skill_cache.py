@@ -29,16 +29,20 @@ def setup(
 ) -> Iterator[tuple[EngineProcess, Registry, httpx.Client]]:
     root = tmp_path_factory.mktemp("skill-cache")
     registry = Registry(root / "registry").start()
-    tokens = TokenServer(make_ca(root / "ca"), {"bob": "pw"})
-    token_server = ThreadedServer(tokens.app).start()
+    ca = make_ca(root / "ca")
+    tokens = TokenServer(ca, {"bob": "pw"})
+    # Credentials go to a realm on another port only over HTTPS and when listed (docs/security.md).
+    token_server = ThreadedServer(tokens.app, (ca.certificate, ca.key)).start()
     realm = f"{token_server.url}/token"
+    seed = Registry(root / "token").start()  # oras-py would not trust the realm's CA: push before auth
+    seed.oras_push(probe_wasm, "private/probe:v1")
+    seed.stop()
     token_registry = Registry(root / "token", users={"bob": "pw"}, token_realm=realm, token_ca=tokens.ca)
     token_registry.start()
     engine: EngineProcess | None = None
     try:
         for name in NAMES:
             registry.oras_push(probe_wasm, f"cache/{name}:latest")
-        token_registry.oras_push(probe_wasm, "private/probe:v1")
         skills = ", ".join(f'{{"name": "{name}"}}' for name in NAMES)
         engine = EngineProcess(
             root / "engine",
@@ -51,6 +55,8 @@ def setup(
                 "NAMESPACES__PRIVATE__REGISTRY_USER": "bob",
                 "NAMESPACES__PRIVATE__REGISTRY_PASSWORD": "pw",
                 "NAMESPACES__PRIVATE__SKILLS": '[{"name": "probe", "tag": "v1"}]',
+                "NAMESPACES__PRIVATE__REGISTRY_TOKEN_REALMS": f"127.0.0.1:{token_server.port}",
+                "SSL_CERT_FILE": str(ca.ca),
                 "PRECOMPILE_SKILLS": "false",
                 "MEMORY_LIMIT": "400MiB",
                 "WASMTIME_CACHE_DIR": str(compiled_cache),

@@ -11,7 +11,9 @@
 - `picture()` answers a PNG image (content skills cannot receive).
 
 With `--require-token` every HTTP request without an `Authorization` header is answered 401. `--path`
-serves the transport at another path than `/mcp` (Streamable HTTP) or `/sse` (HTTP+SSE).
+serves the transport at another path than `/mcp` (Streamable HTTP) or `/sse` (HTTP+SSE). With
+`--drop-answers` every `tools/call` runs but its HTTP answer is cut off after the status line (the
+connection breaks), and `GET /calls` answers how many `tools/call` requests arrived.
 
 `McpServerProcess` runs one as a child process on a fixed loopback port so that a test can restart it.
 """
@@ -85,6 +87,7 @@ def main() -> None:
     parser.add_argument("--label", default="server")
     parser.add_argument("--require-token", action="store_true")
     parser.add_argument("--path")
+    parser.add_argument("--drop-answers", action="store_true")
     args = parser.parse_args()
     server = build_server(args.label)
     if args.transport == "sse":
@@ -95,6 +98,8 @@ def main() -> None:
         )
     if args.require_token:
         app = _require_token(app)
+    if args.drop_answers:
+        app = _drop_tool_answers(app)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
@@ -108,6 +113,41 @@ def _require_token(app: Any) -> Any:
     return guarded
 
 
+def _drop_tool_answers(app: Any) -> Any:
+    calls = 0
+
+    async def dropping(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal calls
+        if scope["type"] == "http" and scope["path"] == "/calls":
+            await PlainTextResponse(str(calls))(scope, receive, send)
+            return
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await app(scope, receive, send)
+            return
+        messages = [await receive()]
+        while messages[-1].get("more_body", False):
+            messages.append(await receive())
+        pending = iter(messages)
+
+        async def replay() -> Any:
+            return next(pending, None) or await receive()
+
+        if b'"tools/call"' not in b"".join(m.get("body", b"") for m in messages):
+            await app(scope, replay, send)
+            return
+        calls += 1
+
+        async def cut(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                await send(message)
+                return
+            raise ConnectionAbortedError("the answer is dropped on purpose")
+
+        await app(scope, replay, cut)
+
+    return dropping
+
+
 class McpServerProcess:
     """One test MCP server in a child process; `restart()` keeps its port (and URL)."""
 
@@ -118,8 +158,10 @@ class McpServerProcess:
         json_response: bool = False,
         require_token: bool = False,
         path: str | None = None,
+        drop_answers: bool = False,
     ) -> None:
         self.path = path
+        self.drop_answers = drop_answers
         self.transport = transport
         self.label = label
         self.json_response = json_response
@@ -150,6 +192,8 @@ class McpServerProcess:
             command.append("--require-token")
         if self.path:
             command += ["--path", self.path]
+        if self.drop_answers:
+            command.append("--drop-answers")
         self.process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

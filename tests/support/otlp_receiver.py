@@ -64,6 +64,8 @@ class OtlpReceiver:
         """Set by whoever serves `app` (the base URL, without `/v1/traces`)."""
         self.spans: list[ReceivedSpan] = []
         self.headers: list[dict[str, str]] = []
+        self.raw: list[bytes] = []
+        """Every export as received (decompressed): events and all, for greps over everything."""
         self._lock = threading.Lock()
         self.app = Starlette(routes=[Route("/v1/traces", self.export, methods=["POST"])])
 
@@ -71,6 +73,8 @@ class OtlpReceiver:
         body = await request.body()
         if request.headers.get("content-encoding") == "gzip":
             body = gzip.decompress(body)
+        with self._lock:
+            self.raw.append(body)
         message = ExportTraceServiceRequest()
         message.ParseFromString(body)
         received = []

@@ -20,17 +20,27 @@ def free_port() -> int:
 
 
 class ThreadedServer:
-    """Serves an ASGI app on 127.0.0.1:<free port> until `stop()`."""
+    """Serves an ASGI app on 127.0.0.1:<free port> until `stop()`; HTTPS with `tls=(certificate, key)`."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, tls: tuple[Any, Any] | None = None) -> None:
         self.port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self.tls = tls
+        certificate, key = (str(tls[0]), str(tls[1])) if tls else (None, None)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            ssl_certfile=certificate,
+            ssl_keyfile=key,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> ThreadedServer:
         self.thread.start()

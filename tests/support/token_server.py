@@ -27,9 +27,12 @@ class TokenServer:
         certificate = x509.load_pem_x509_certificate(ca.ca.read_bytes())
         self.x5c = base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
         self.scopes: list[str] = []
+        self.authorizations: list[str | None] = []
+        """The Authorization header of every request (None when absent)."""
         self.app = Starlette(routes=[Route("/token", self.token, methods=["GET"])])
 
     async def token(self, request: Request) -> Response:
+        self.authorizations.append(request.headers.get("authorization"))
         header = request.headers.get("authorization", "")
         scheme, _, encoded = header.partition(" ")
         user, _, password = base64.b64decode(encoded or "Og==").decode().partition(":")

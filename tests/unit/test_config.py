@@ -39,7 +39,7 @@ def test_env_nesting_with_double_underscore(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.namespaces["my-team"].directory == Path("team-skills")
     assert settings.effective_namespaces() == settings.namespaces  # no implicit dev namespace
     assert settings.openai_inference is not None
-    assert settings.openai_inference.token == "t0k"
+    assert settings.openai_inference.token.get_secret_value() == "t0k"
     assert settings.namespace_update_interval == 90.0
 
 

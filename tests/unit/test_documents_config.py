@@ -25,9 +25,11 @@ def test_toml_kebab_keys_and_env_override(monkeypatch: pytest.MonkeyPatch, tmp_p
     (tmp_path / "config.toml").write_text('[documents]\ndirectory = "docs-data"\nadmin-token = "from-toml"\n')
     settings = load_settings()
     assert settings.documents.directory == Path("docs-data")
-    assert settings.documents.admin_token == "from-toml"
+    assert settings.documents.admin_token is not None
+    assert settings.documents.admin_token.get_secret_value() == "from-toml"
     monkeypatch.setenv("DOCUMENTS__ADMIN_TOKEN", "from-env")
-    assert load_settings().documents.admin_token == "from-env"
+    token = load_settings().documents.admin_token
+    assert token is not None and token.get_secret_value() == "from-env"
     monkeypatch.setenv("DOCUMENTS__ADMIN_TOKEN", "")
     assert load_settings().documents.admin_token is None
 

@@ -92,9 +92,10 @@ def test_team_owned_namespace_from_env_only(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv(f"NAMESPACES__MY_TEAM__{key}", value)
     team = load_settings().namespaces["my-team"]
     assert team.config_url == "https://example.com/ns.toml"
-    assert team.config_access_token == "t"
+    assert team.config_access_token is not None and team.config_access_token.get_secret_value() == "t"
     assert (team.registry, team.base_repository) == ("registry.example.com", "team/skills")
-    assert (team.registry_user, team.registry_password, team.path) == ("dummy", "p", Path("local"))
+    assert team.registry_password is not None and team.registry_password.get_secret_value() == "p"
+    assert (team.registry_user, team.path) == ("dummy", Path("local"))
 
 
 @pytest.mark.usefixtures("clean")

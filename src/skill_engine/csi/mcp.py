@@ -14,7 +14,10 @@ The answer is remembered per URL.
 A session lives in a task of its own (anyio task groups must be left by the task that entered them).
 Every call is bounded by `call_timeout`, every connect by `connect_timeout`. A session whose transport
 broke (server restarted, connection refused, "Session not found" from a stateful server that lost its
-sessions) is dropped; the failed call is retried once on a new session, later calls reconnect.
+sessions) is dropped; later calls reconnect. A failed `tools/list` is retried once on a new session. A
+`tools/call` has side effects, so it is sent again only when it provably never ran: the connection
+could not be opened, or the server answered that it does not know the session. Once the request may have
+reached the server (connection lost while waiting, timeout), the caller gets the error instead.
 
 Servers a namespace marks for token forwarding get a session per caller token, so the caller's bearer
 token reaches them as `Authorization: Bearer <token>`; no other server ever sees it.
@@ -65,9 +68,12 @@ class McpSettings:
 class McpFailure(Exception):
     """The server could not be reached or answered outside the protocol; the text names the cause."""
 
-    def __init__(self, message: str, retryable: bool = False) -> None:
+    def __init__(self, message: str, retryable: bool = False, unsent: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        """The session is broken: drop it (and resend, for requests without side effects)."""
+        self.unsent = unsent
+        """The request certainly did not run on the server: safe to resend even a `tools/call`."""
 
 
 def _leaves(error: BaseException) -> list[BaseException]:
@@ -95,10 +101,22 @@ def _is_http_rejection(error: BaseException) -> bool:
 
 
 def _lost_session(error: MCPError) -> bool:
-    """Answers that mean "the request never ran on a live session": safe to resend on a new one."""
-    if error.code == CONNECTION_CLOSED:
-        return True
+    """Answers that mean "this session is gone": drop it and reconnect."""
+    return error.code == CONNECTION_CLOSED or _unknown_session(error)
+
+
+def _unknown_session(error: MCPError) -> bool:
+    """The server refused the request because it does not know the session: the request did not run."""
     return error.code == INVALID_REQUEST and "session" in str(error).lower()
+
+
+def _never_connected(error: BaseException | None) -> bool:
+    """The failure is a connection that could not be opened, so no request went out on it."""
+    if error is None:
+        return False
+    leaves = _leaves(error)
+    unsent = (httpx2.ConnectError, httpx2.ConnectTimeout)
+    return bool(leaves) and all(isinstance(leaf, unsent) for leaf in leaves)
 
 
 @dataclass
@@ -262,20 +280,25 @@ class McpConnection:
                 return call.result()
             except MCPError as e:
                 if _lost_session(e):
-                    raise McpFailure(describe(e), retryable=True) from e
+                    raise McpFailure(describe(e), retryable=True, unsent=_unknown_session(e)) from e
                 raise McpFailure(describe(e)) from e
             except McpFailure:
                 raise
             except Exception as e:
-                raise McpFailure(describe(e), retryable=not session.alive) from e
+                raise McpFailure(describe(e), retryable=not session.alive, unsent=_never_connected(e)) from e
         call.cancel()
         if session.owner in done:
             reason = session.owner.exception() if not session.owner.cancelled() else None
-            raise McpFailure(describe(reason) if reason else "the connection was closed", retryable=True)
+            raise McpFailure(
+                describe(reason) if reason else "the connection was closed",
+                retryable=True,
+                unsent=_never_connected(reason),
+            )
         raise McpFailure(f"no answer within {self.settings.call_timeout:g} s")
 
-    async def request(self, op: Callable[[Client], Awaitable[T]]) -> T:
-        """Runs `op` on the session; a broken session is replaced and `op` resent once."""
+    async def request(self, op: Callable[[Client], Awaitable[T]], idempotent: bool = True) -> T:
+        """Runs `op` on the session; a broken session is replaced and `op` resent once, if `idempotent`
+        or if the failed attempt certainly never reached the server."""
         self.last_used = time.monotonic()
         session, fresh = await self._current()
         try:
@@ -285,6 +308,9 @@ class McpConnection:
                 raise
             await self._drop(session)
             if fresh:
+                raise
+            if not idempotent and not e.unsent:
+                log.info("MCP session to %s broke (%s) after the call was sent: not resent", self.url, e)
                 raise
             log.info("MCP session to %s broke (%s); reconnecting", self.url, e)
         session, _ = await self._current()
@@ -313,7 +339,7 @@ class McpConnection:
         async def op(client: Client) -> CallToolResult:
             return await client.call_tool(name, arguments)
 
-        return await self.request(op)
+        return await self.request(op, idempotent=False)
 
     async def close(self) -> None:
         async with self._lock:

@@ -22,7 +22,7 @@ from skill_engine.telemetry import Telemetry
 
 log = logging.getLogger("skill_engine.http")
 
-QUIET_PATHS = frozenset({"/health"})
+QUIET_PATHS = frozenset({"/health", "/ready"})  # probes
 """Probed every few seconds by orchestrators: their request lines are logged at debug level."""
 
 

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skill_engine.errors import SkillLoadError
+from skill_engine.runtime import artifacts
 from skill_engine.runtime.cache_lock import locked_async
 from skill_engine.runtime.engine import FINGERPRINT
 
@@ -50,7 +51,7 @@ class ArtifactCache:
 
     def lookup(self, wasm_digest: str) -> Path | None:
         path = self.path_for(wasm_digest)
-        if not path.is_file():
+        if not artifacts.verified(path, wasm_digest):  # shared caches: check before trusting (artifacts.py)
             return None
         os.utime(path)  # recency for eviction
         return path
@@ -67,7 +68,7 @@ class ArtifactCache:
         for _, size, path in sorted(entries):
             if total <= self.size_limit:
                 break
-            path.unlink(missing_ok=True)
+            artifacts.discard(path)
             total -= size
             log.info("evicted compiled artifact %s from the disk cache", path.name)
 
@@ -165,12 +166,8 @@ def _compile_file(source: str, destination: str) -> int:
         print(f"Error decoding Wasm component: {e}", file=sys.stderr)
         return 2
     data = component.serialize()
-    directory = os.path.dirname(destination)
-    fd, temporary = tempfile.mkstemp(dir=directory, suffix=".partial")
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    os.chmod(temporary, 0o600)
-    os.replace(temporary, destination)
+    wasm_digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    artifacts.write(Path(destination), wasm_digest, data)  # with its record, both atomically
     return 0
 
 

@@ -4,6 +4,10 @@ A *namespace description* comes from a team's TOML file (`config-url`), a watche
 in-place `skills = [...]` of the engine's own configuration. Parsing is strict where PhariaEngine is strict
 (`skills` required, unknown native tools rejected) and keeps its one quirk: a `type = "chat"` entry missing
 a chat field silently becomes a programmable skill `{name, tag}`.
+
+Beyond PhariaEngine, an entry whose name or tag is not a valid skill name or OCI tag (skills/names.py) is
+refused on its own: it lands in `refused` with a text naming it, and the namespace's other skills keep
+serving.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skill_engine.csi.tool_names import KNOWN_NATIVE_TOOLS
+from skill_engine.skills.names import InvalidName, check_name, check_tag
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,20 @@ SkillEntry = ProgrammableSkill | ChatSkill
 
 
 @dataclass(frozen=True)
+class Refused:
+    """An entry refused for its name or tag: `name` as written (may be anything), `reason` names it."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class NamespaceDescription:
     skills: tuple[SkillEntry, ...] = ()
     mcp_servers: tuple[str, ...] = ()
     native_tools: tuple[str, ...] = ()
+    refused: tuple[Refused, ...] = ()
+    """Entries not served because their name or tag is not allowed (never fetched)."""
 
     @property
     def skills_by_name(self) -> dict[str, SkillEntry]:
@@ -80,13 +95,29 @@ def parse_skill(entry: Any) -> SkillEntry:
         raise InvalidDescription("missing field `name` in a skill entry")
     name = _string(entry["name"], "`name`")
     if entry.get("type") == "chat" and all(key in entry for key in _CHAT_FIELDS):
-        return ChatSkill(*(_string(entry[key], f"`{key}`") for key in _CHAT_FIELDS))
+        chat = ChatSkill(*(_string(entry[key], f"`{key}`") for key in _CHAT_FIELDS))
+        check_name(name)
+        return chat
     tag = _string(entry.get("tag", "latest"), "`tag`")
-    return ProgrammableSkill(name, tag)
+    return ProgrammableSkill(check_name(name), check_tag(name, tag))
 
 
 def parse_skills(entries: Sequence[Any]) -> tuple[SkillEntry, ...]:
-    return tuple(parse_skill(entry) for entry in entries)
+    """The valid entries; use `parse_entries` to also learn which were refused for their names."""
+    return parse_entries(entries)[0]
+
+
+def parse_entries(entries: Sequence[Any]) -> tuple[tuple[SkillEntry, ...], tuple[Refused, ...]]:
+    """Entries with an invalid name or tag are refused one by one; a malformed entry (not a table, no
+    name, wrong types) still invalidates the whole description, as in PhariaEngine."""
+    skills: list[SkillEntry] = []
+    refused: list[Refused] = []
+    for entry in entries:
+        try:
+            skills.append(parse_skill(entry))
+        except InvalidName as e:
+            refused.append(Refused(str(entry["name"]), str(e)))
+    return tuple(skills), tuple(refused)
 
 
 def parse_native_tools(value: Any) -> tuple[str, ...]:
@@ -108,8 +139,10 @@ def parse_description(text: str) -> NamespaceDescription:
         raise InvalidDescription("missing field `skills`")
     if not isinstance(data["skills"], list):
         raise InvalidDescription("`skills` must be an array")
+    skills, refused = parse_entries(data["skills"])
     return NamespaceDescription(
-        skills=parse_skills(data["skills"]),
+        skills=skills,
+        refused=refused,
         mcp_servers=_strings(data.get("mcp-servers", []), "mcp-servers"),
         native_tools=parse_native_tools(data.get("native-tools", [])),
     )

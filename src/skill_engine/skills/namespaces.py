@@ -39,7 +39,13 @@ Listener = Callable[[str, tuple[str, ...]], None]
 
 
 class NamespaceWatcher:
-    def __init__(self, namespaces: dict[str, NamespaceConfig], store: SkillStore, interval: float) -> None:
+    def __init__(
+        self,
+        namespaces: dict[str, NamespaceConfig],
+        store: SkillStore,
+        interval: float,
+        max_skill_size: int = 512 * 1024**2,
+    ) -> None:
         self.namespaces = namespaces
         self.store = store
         self.interval = interval
@@ -52,10 +58,12 @@ class NamespaceWatcher:
         self.sources: dict[str, Source] = {}
         self.registries: dict[str, Registry | None] = {}
         for name, config in namespaces.items():
-            source = make_source(name, config, self._client)
+            source = make_source(name, config, self._client, max_skill_size)
             self.sources[name] = source
             self.registries[name] = (
-                source.registry if isinstance(source, WatchedDirectory) else make_registry(config)
+                source.registry
+                if isinstance(source, WatchedDirectory)
+                else make_registry(config, name, max_skill_size)
             )
         self.mcp_servers: dict[str, tuple[str, ...]] = {name: () for name in namespaces}
         self.native_tools: dict[str, tuple[str, ...]] = {name: () for name in namespaces}
@@ -111,7 +119,8 @@ class NamespaceWatcher:
                 skills[name] = ConfiguredChat(namespace, entry)
             elif registry is not None:
                 skills[name] = SkillDescription(namespace, name, registry, entry.tag, entry.digest)
-        self.store.set_namespace(namespace, skills)
+        refused = {entry.name: entry.reason for entry in description.refused}
+        self.store.set_namespace(namespace, skills, refused)
         # In the file's order (the MCP client gives earlier servers priority); the HTTP route sorts.
         self._set_extras(namespace, tuple(dict.fromkeys(description.mcp_servers)), description.native_tools)
 

@@ -8,7 +8,10 @@ is the manifest digest, so re-pointing a tag is noticed without downloading anyt
 HTTPS by default, trusting the system store and `SSL_CERT_FILE`; a registry written `http://host:port`
 is spoken to in plain HTTP (local development only). Credentials answer the registry's challenge: HTTP
 Basic directly, or exchanged for a Bearer token at the realm the registry names (the token flow of
-ghcr.io, GitLab, Harbor, Docker Hub).
+ghcr.io, GitLab, Harbor, Docker Hub), under the rules of skills/oci_auth.py.
+
+Names and tags are checked again here (skills/names.py) before they become a URL. Every body is streamed
+with a counter: a manifest above 4 MiB or a layer above `MAX_SKILL_SIZE` is refused, not downloaded.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from typing import Any
 
 import httpx
 
+from skill_engine.skills.names import MAX_NAME_LENGTH, InvalidName, check_name, check_tag, quoted
+from skill_engine.skills.oci_auth import challenge, realm_refusal
 from skill_engine.skills.registry import Pulled, RegistryError
 from skill_engine.skills.tls import trust_store
 
@@ -29,9 +35,19 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 WASM_CONFIG = "application/vnd.wasm.config.v0+json"
 WASM_LAYER = "application/wasm"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+MAX_MANIFEST_SIZE = 4 * 1024 * 1024
+"""Bytes of a manifest (distribution's own limit); larger ones are refused unread."""
+MAX_TOKEN_RESPONSE_SIZE = 1024 * 1024
+MAX_ERROR_BODY_SIZE = 64 * 1024
+MAX_REPOSITORY_LENGTH = 255
+DIGEST_PATTERN = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{1,256}")
 
 
 class _NotFound(Exception):
+    pass
+
+
+class TooLarge(RegistryError):
     pass
 
 
@@ -45,21 +61,6 @@ def split_registry(registry: str) -> tuple[str, str]:
     return f"https://{registry}", registry
 
 
-def _challenge(header: str) -> tuple[str, dict[str, str]]:
-    """`Bearer realm="...",service="..."` → ("bearer", {realm, service}); quoted values may hold commas."""
-    scheme, _, rest = header.strip().partition(" ")
-    params: dict[str, str] = {}
-    while rest:
-        key, _, rest = rest.strip().lstrip(",").strip().partition("=")
-        if rest.startswith('"'):
-            value, _, rest = rest[1:].partition('"')
-        else:
-            value, _, rest = rest.partition(",")
-        if key:
-            params[key.strip().lower()] = value.strip()
-    return scheme.lower(), params
-
-
 class OciRegistry:
     def __init__(
         self,
@@ -67,10 +68,17 @@ class OciRegistry:
         base_repository: str | None = None,
         user: str | None = None,
         password: str | None = None,
+        *,
+        token_realms: tuple[str, ...] = (),
+        max_blob_size: int = 1024**3,
+        realms_key: str = "REGISTRY_TOKEN_REALMS",
     ) -> None:
         self.base_url, self.host = split_registry(registry)
         self.base_repository = (base_repository or "").strip("/")
         self._credentials = (user, password) if user is not None and password is not None else None
+        self.token_realms = token_realms
+        self.max_blob_size = max_blob_size
+        self._realms_key = realms_key
         self._tokens: dict[str, str] = {}
         self._basic = False
         self._client: httpx.AsyncClient | None = None
@@ -79,7 +87,15 @@ class OciRegistry:
         return f"OciRegistry({self.base_url!r}, {self.base_repository!r})"
 
     def repository(self, name: str) -> str:
-        return f"{self.base_repository}/{name}" if self.base_repository else name
+        """`<base-repository>/<name>` for a valid skill name only: a name is never a path."""
+        try:
+            check_name(name)
+        except InvalidName as e:
+            raise RegistryError(str(e)) from None
+        repository = f"{self.base_repository}/{name}" if self.base_repository else name
+        if len(repository) > MAX_REPOSITORY_LENGTH:
+            raise RegistryError(f"the repository name {repository[:MAX_NAME_LENGTH]}… is too long")
+        return repository
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -94,8 +110,9 @@ class OciRegistry:
     # -- Registry protocol --------------------------------------------------------------------------
 
     async def load(self, name: str, tag: str) -> Pulled | None:
-        repository = self.repository(name)
         try:
+            repository = self.repository(name)
+            check_tag(name, tag)
             raw, digest = await self._manifest(repository, tag)
             layer = _wasm_layer(raw)
             wasm = await self._blob(repository, layer)
@@ -107,12 +124,12 @@ class OciRegistry:
         return Pulled(wasm, digest)
 
     async def digest(self, name: str, tag: str) -> str | None:
-        repository = self.repository(name)
         try:
-            response = await self._send("HEAD", f"/v2/{repository}/manifests/{tag}", repository)
+            repository = self.repository(name)
+            check_tag(name, tag)
+            response, _ = await self._send("HEAD", f"/v2/{repository}/manifests/{tag}", repository, 0)
             if response.status_code == 404:
                 return None
-            _check(response)
             digest = response.headers.get("docker-content-digest")
             if digest:
                 return str(digest)
@@ -126,52 +143,94 @@ class OciRegistry:
     # -- distribution API ---------------------------------------------------------------------------
 
     async def _manifest(self, repository: str, tag: str) -> tuple[bytes, str]:
-        response = await self._send("GET", f"/v2/{repository}/manifests/{tag}", repository)
+        path = f"/v2/{repository}/manifests/{tag}"
+        response, raw = await self._send("GET", path, repository, MAX_MANIFEST_SIZE)
         if response.status_code == 404:
             raise _NotFound()
-        _check(response)
-        raw = response.content
         digest = response.headers.get("docker-content-digest") or f"sha256:{hashlib.sha256(raw).hexdigest()}"
         return raw, str(digest)
 
     async def _blob(self, repository: str, digest: str) -> bytes:
-        response = await self._send("GET", f"/v2/{repository}/blobs/{digest}", repository)
-        _check(response)
-        data = response.content
+        _, data = await self._send("GET", f"/v2/{repository}/blobs/{digest}", repository, self.max_blob_size)
         algorithm, _, expected = digest.partition(":")
         if algorithm == "sha256" and hashlib.sha256(data).hexdigest() != expected:
             raise RegistryError(f"layer {digest} does not match its digest")
         return data
 
-    async def _send(self, method: str, path: str, repository: str) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, repository: str, limit: int
+    ) -> tuple[httpx.Response, bytes]:
+        """The answer to `method path` with its body (at most `limit` bytes), after the registry's auth
+        challenge if any; a 404 is returned, other failures raise."""
         url = self.base_url + path
         headers = {"accept": OCI_MANIFEST} if "/manifests/" in path else {}
         token = self._tokens.get(repository)
-        auth_headers = {"authorization": f"Bearer {token}"} if token else {}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
         basic = self._credentials if self._basic and not token else None
-        response = await self.client.request(method, url, headers={**headers, **auth_headers}, auth=basic)
-        if response.status_code != 401:
-            return response
-        scheme, params = _challenge(response.headers.get("www-authenticate", ""))
-        if scheme == "basic" and self._credentials is not None and basic is None:
-            self._basic = True  # from now on sent up front, saving a round trip per request
-            return await self.client.request(method, url, headers=headers, auth=self._credentials)
-        if scheme == "bearer" and "realm" in params:
-            token = await self._token(params, repository)
-            self._tokens[repository] = token
-            return await self.client.request(
-                method, url, headers={**headers, "authorization": f"Bearer {token}"}
-            )
-        return response
+        response, body = await self._fetch(method, url, headers, basic, limit)
+        if response.status_code == 401:
+            scheme, params = challenge(response.headers.get("www-authenticate", ""))
+            headers.pop("authorization", None)
+            if scheme == "basic" and self._credentials is not None and basic is None:
+                self._basic = True  # from now on sent up front, saving a round trip per request
+                response, body = await self._fetch(method, url, headers, self._credentials, limit)
+            elif scheme == "bearer" and "realm" in params:
+                token = await self._token(params, repository)
+                self._tokens[repository] = token
+                headers["authorization"] = f"Bearer {token}"
+                response, body = await self._fetch(method, url, headers, None, limit)
+        if response.status_code != 404:
+            _check(response, body)
+        return response, body
 
-    async def _token(self, challenge: dict[str, str], repository: str) -> str:
+    async def _fetch(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        auth: tuple[str, str] | None,
+        limit: int,
+    ) -> tuple[httpx.Response, bytes]:
+        """Streams the body with a counter: a body above `limit` is refused, never downloaded."""
+        request = self.client.build_request(method, url, headers=headers)
+        response = await self.client.send(request, auth=auth, stream=True)
+        try:
+            if not response.is_success:
+                limit = MAX_ERROR_BODY_SIZE
+            declared = response.headers.get("content-length", "") if method != "HEAD" else ""
+            if response.is_success and declared.isdigit() and int(declared) > limit:
+                raise TooLarge(f"{_what(url)} has {int(declared)} bytes, more than the limit of {limit}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    if not response.is_success:
+                        break
+                    raise TooLarge(f"{_what(url)} is larger than the limit of {limit} bytes")
+        finally:
+            await response.aclose()
+        return response, bytes(body[:limit])
+
+    async def _token(self, params: dict[str, str], repository: str) -> str:
+        realm = params["realm"]
+        credentials = self._credentials
+        if credentials is not None:
+            refusal = realm_refusal(realm, self.base_url, self.token_realms)
+            if refusal is not None:
+                log.warning("registry %s: no credentials sent: %s", self.host, refusal)
+                raise RegistryError(
+                    f"{refusal}; credentials go to a token realm only over HTTPS on the registry's own "
+                    f"host and port or on a host listed in {self._realms_key}"
+                )
         query = {"scope": f"repository:{repository}:pull"}
-        if "service" in challenge:
-            query["service"] = challenge["service"]
-        response = await self.client.get(challenge["realm"], params=query, auth=self._credentials)
-        _check(response)
-        body = response.json()
-        token = body.get("token") or body.get("access_token")
+        if "service" in params:
+            query["service"] = params["service"]
+        url = str(httpx.URL(realm).copy_merge_params(query))
+        response, body = await self._fetch("GET", url, {}, credentials, MAX_TOKEN_RESPONSE_SIZE)
+        _check(response, body)
+        answer = json.loads(body)
+        token = answer.get("token") or answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str):
             raise RegistryError("the token service answered without a token")
         return token
@@ -196,18 +255,24 @@ def _wasm_layer(raw: bytes) -> str:
     digest = layers[0].get("digest")
     if not isinstance(digest, str):
         raise RegistryError("the layer has no digest")
+    if DIGEST_PATTERN.fullmatch(digest) is None:  # it becomes part of the blob's URL
+        raise RegistryError(f"the layer digest {quoted(digest)} is not a valid OCI digest")
     return digest
 
 
-def _check(response: httpx.Response) -> None:
+def _what(url: str) -> str:
+    return "the manifest" if "/manifests/" in url else "the layer" if "/blobs/" in url else url
+
+
+def _check(response: httpx.Response, body: bytes) -> None:
     if response.is_success:
         return
     detail = ""
     try:
-        errors = response.json().get("errors") or []
+        errors = json.loads(body).get("errors") or []
         detail = "; ".join(f"{e.get('code')}: {e.get('message')}" for e in errors if isinstance(e, dict))
     except (ValueError, AttributeError):
-        detail = response.text[:200]
+        detail = body[:200].decode("utf-8", "replace")
     status = f"{response.status_code} {response.reason_phrase}"
     raise RegistryError(f"{response.request.method} {response.request.url} answered {status}: {detail}")
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from skill_engine.skills.names import InvalidName, check_name
+
 
 @dataclass(frozen=True)
 class Pulled:
@@ -31,24 +33,34 @@ class RegistryError(Exception):
 class DirectoryRegistry:
     """`<dir>/<name>.wasm`; the digest is the file's mtime in milliseconds, as PhariaEngine uses."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_size: int = 1024**3) -> None:
         self.directory = directory
+        self.max_size = max_size
 
     def __repr__(self) -> str:
         return f"DirectoryRegistry({str(self.directory)!r})"
 
     def _file(self, name: str) -> Path:
+        """`<directory>/<name>.wasm`, only for a valid skill name (never a path: no `/`, no `..`)."""
+        try:
+            check_name(name)
+        except InvalidName as e:
+            raise RegistryError(str(e)) from None
         return self.directory / f"{name}.wasm"
 
     def _load(self, name: str) -> Pulled | None:
         file = self._file(name)
         try:
             digest = _mtime_ms(file)  # before reading: a concurrent rewrite then shows as a change later
-            return Pulled(file.read_bytes(), digest)
+            with file.open("rb") as f:
+                wasm = f.read(self.max_size + 1)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         except OSError as e:
             raise RegistryError(f"Unable to read {file}: {e}") from None
+        if len(wasm) > self.max_size:
+            raise RegistryError(f"{file} is larger than the limit of {self.max_size} bytes (MAX_SKILL_SIZE)")
+        return Pulled(wasm, digest)
 
     async def load(self, name: str, tag: str) -> Pulled | None:
         return await asyncio.to_thread(self._load, name)

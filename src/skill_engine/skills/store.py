@@ -84,6 +84,7 @@ class SkillStore:
         self.cache = ComponentCache(cache_bytes)
         self._known: dict[str, dict[str, KnownSkill]] = {}
         self._errors: dict[str, str] = {}
+        self._refused: dict[str, dict[str, str]] = {}
         self._loading: dict[str, asyncio.Future[LoadedSkill]] = {}
         self._preparing: dict[str, tuple[SkillDescription, asyncio.Task[Prepared]]] = {}
         self._cache_filled = asyncio.Event()
@@ -91,9 +92,24 @@ class SkillStore:
 
     # -- namespace contents (from the watcher) -------------------------------------------------------
 
-    def set_namespace(self, namespace: str, skills: dict[str, KnownSkill]) -> None:
-        """Replaces a namespace's skills; changed or removed ones leave the cache, new ones precompile."""
+    def set_namespace(
+        self, namespace: str, skills: dict[str, KnownSkill], refused: dict[str, str] | None = None
+    ) -> None:
+        """Replaces a namespace's skills; changed or removed ones leave the cache, new ones precompile.
+
+        `refused`: entries not served because of their name or tag (skills/names.py), name → reason. They
+        are the namespace's error state: logged when they appear, counted in
+        `kernel_namespace_refused_skills`, and a request naming one gets the reason as its 500."""
         self._errors.pop(namespace, None)
+        refused = refused or {}
+        for name, reason in refused.items():
+            if self._refused.get(namespace, {}).get(name) != reason:
+                log.error("namespace %s: an entry was refused and is not served: %s", namespace, reason)
+        if refused:
+            self._refused[namespace] = dict(refused)
+        else:
+            self._refused.pop(namespace, None)
+        self.telemetry.metrics.refused_skills.labels(namespace).set(len(refused))
         previous = self._known.get(namespace, {})
         self._known[namespace] = dict(skills)
         for name, old in previous.items():
@@ -119,6 +135,13 @@ class SkillStore:
             log.error("namespace %s is misconfigured: %s", namespace, error)
         self.set_namespace(namespace, {})
         self._errors[namespace] = error
+
+    def refused(self, namespace: str) -> dict[str, str]:
+        """The namespace's entries refused for their name or tag (name → reason)."""
+        return dict(self._refused.get(namespace, {}))
+
+    def refused_counts(self) -> dict[str, int]:
+        return {namespace: len(entries) for namespace, entries in self._refused.items()}
 
     def skill_paths(self, kind: str | None = None) -> list[str]:
         """Sorted by namespace, then name (not by the joined string: `a-b/x` comes after `a/x`); `kind` is
@@ -165,8 +188,11 @@ class SkillStore:
         try:
             return await self._fetch(namespace, name)
         finally:
-            elapsed = time.perf_counter() - started
-            self.telemetry.metrics.fetch_duration.labels(namespace, name).observe(elapsed)
+            # Label values only from configured skills: a caller naming a million random skills creates
+            # no new series (its requests are not observed at all).
+            if name in self._known.get(namespace, {}) or builtin(namespace, name) is not None:
+                elapsed = time.perf_counter() - started
+                self.telemetry.metrics.fetch_duration.labels(namespace, name).observe(elapsed)
 
     async def _fetch(self, namespace: str, name: str) -> LoadedSkill | BuiltinSkill:
         path = f"{namespace}/{name}"
@@ -178,6 +204,9 @@ class SkillStore:
             return hard_coded
         if namespace in self._errors:
             raise MisconfiguredNamespace(namespace, self._errors[namespace])
+        reason = self._refused.get(namespace, {}).get(name)
+        if reason is not None:
+            raise MisconfiguredNamespace(namespace, reason)
         description = self._known.get(namespace, {}).get(name)
         if description is None:
             raise SkillNotFound()

@@ -131,6 +131,13 @@ class Metrics:
             ["namespace", "name", "model", "type"],
             registry=r,
         )
+        self.refused_skills = Gauge(
+            "kernel_namespace_refused_skills",
+            "Entries of a namespace's description not served because their name or tag is not allowed.",
+            ["namespace"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
