@@ -1,6 +1,7 @@
 """`execute_python` against a live engine: the native tool through `/v1/tools`, the CSI over HTTP and an
 SDK-built skill; hostile programs (each answered within its limit + 1 s while the engine keeps serving);
-code mode calling a native and an MCP tool, traced as children of the execution."""
+code mode calling a native and an MCP tool, traced as children of the execution; the agent example in
+`examples/code_agent` against the loopback OpenAI-compatible server (a wrong program, then a right one)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import pytest
 
 from tests.support.engine import EngineProcess
 from tests.support.mcp_servers import McpServerProcess
+from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.servers import ThreadedServer
-from tests.support.skills import build_skill
+from tests.support.skills import build_example, build_skill
 
 LIMIT = 3.0
 """CODE_EXECUTION_TIMEOUT of the engine under test (seconds)."""
@@ -57,11 +59,13 @@ def engine(
     compiled_cache: Path,
     mcp_server: McpServerProcess,
     receiver: OtlpReceiver,
+    openai: tuple[OpenAIServer, str],
 ) -> Iterator[EngineProcess]:
     workdir = tmp_path_factory.mktemp("engine-code")
     directory = workdir / "agents"
     directory.mkdir()
     (directory / "mcp_user.wasm").write_bytes(build_skill("mcp_user").read_bytes())
+    (directory / "code_agent.wasm").write_bytes(build_example("code_agent").read_bytes())
     (workdir / "plain").mkdir()
     env = {
         "NAMESPACES__AGENTS__DIRECTORY": str(directory),
@@ -70,6 +74,8 @@ def engine(
         "NAMESPACES__PLAIN__DIRECTORY": str(workdir / "plain"),
         "NAMESPACES__PLAIN__NATIVE_TOOLS": '["add"]',
         "WASMTIME_CACHE_DIR": str(compiled_cache),
+        "OPENAI_INFERENCE__URL": openai[1],
+        "OPENAI_INFERENCE__TOKEN": "tok",
         "CODE_EXECUTION_TIMEOUT": f"{LIMIT:g}s",
         "CODE_EXECUTION_MEMORY": "96MiB",
         "CODE_EXECUTION_OUTPUT_LIMIT": "1000",
@@ -85,8 +91,9 @@ def engine(
         body = invoke_body("1")
         response = httpx.post(f"{process.url}/csi/v1/invoke_tool", json=body, headers=HEADERS, timeout=1200)
         assert response.status_code == 200, response.text
-        metadata = f"{process.url}/v1/skills/agents/mcp_user/metadata"
-        httpx.get(metadata, headers=HEADERS, timeout=1200).raise_for_status()  # compiled by now
+        for skill in ("mcp_user", "code_agent"):
+            metadata = f"{process.url}/v1/skills/agents/{skill}/metadata"
+            httpx.get(metadata, headers=HEADERS, timeout=1200).raise_for_status()  # compiled by now
         yield process
     finally:
         process.stop()
@@ -294,3 +301,43 @@ def test_code_mode_cannot_start_another_execution_and_counts_tool_time(client: h
     ok, outcome = execute(client, "while True:\n    tools.sleep(seconds=1)")
     assert not ok and outcome["error"]["type"] == "TimeoutError"
     assert time.monotonic() - started < LIMIT + 1.0
+
+
+WRONG = "```python\nnumbers = [3, 1, 2]\nstatistics.median(numbers)\n```"
+FIXED = "import statistics\nnumbers = [3, 1, 2]\nprint(numbers)\nstatistics.median(numbers)"
+RIGHT = f"Fixed:\n```python\n{FIXED}\n```"
+
+
+def test_the_agent_example_fixes_its_program_after_one_traceback(
+    client: httpx.Client, openai: tuple[OpenAIServer, str]
+) -> None:
+    server, _ = openai
+    server.scripted["coder"] = [WRONG, RIGHT]
+    seen = len(server.requests)
+    body = {"question": "What is the median of 3, 1 and 2?", "model": "coder"}
+    response = client.post("/v1/skills/agents/code_agent/run", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "answer": 2,
+        "stdout": "[3, 1, 2]\n",
+        "code": FIXED,
+        "attempts": 2,
+        "error": None,
+    }
+    first, second = [r["body"] for r in server.requests[seen:] if r["body"]["model"] == "coder"]
+    assert [m["role"] for m in first["messages"]] == ["system", "user"]
+    assert [m["role"] for m in second["messages"]] == ["system", "user", "assistant", "user"]
+    feedback = second["messages"][-1]["content"]
+    assert "NameError: name 'statistics' is not defined" in feedback
+    assert 'File "<code>", line 2, in <module>' in feedback
+
+
+def test_the_agent_example_gives_up_after_two_wrong_programs(
+    client: httpx.Client, openai: tuple[OpenAIServer, str]
+) -> None:
+    openai[0].scripted["coder"] = [WRONG, WRONG]
+    response = client.post("/v1/skills/agents/code_agent/run", json={"question": "?", "model": "coder"})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert (result["answer"], result["attempts"]) == (None, 2)
+    assert result["error"] == "NameError: name 'statistics' is not defined"
