@@ -227,7 +227,9 @@ def is_beta(feature_set: str) -> bool:
 LANDING = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>PhariaKernel</title><link rel="stylesheet" href="/ui/static/landing.css"></head>
+<title>PhariaKernel</title><link rel="icon" href="data:,">
+<link rel="stylesheet" href="/ui/static/landing.css">
+</head>
 <body><main>
 <h1>Welcome to PhariaKernel 👋</h1>
 <p>This is Skill Engine, a runtime for AI skills compiled to WebAssembly and served over HTTP, compatible
@@ -249,7 +251,8 @@ metrics on the metrics address, <code>/metrics</code>)</li>
 API_DOCS = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>PhariaKernel API</title><link rel="stylesheet" href="/ui/static/vendor/swagger-ui/swagger-ui.css">
+<title>PhariaKernel API</title><link rel="icon" href="data:,">
+<link rel="stylesheet" href="/ui/static/vendor/swagger-ui/swagger-ui.css">
 </head><body><div id="swagger-ui"></div>
 <script src="/ui/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
 <script src="/ui/static/api-docs.js"></script></body></html>

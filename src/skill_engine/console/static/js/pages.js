@@ -4,5 +4,6 @@ export const pages = [
   { path: "catalogue", title: "Catalogue", module: "./pages/catalogue.js" },
   { path: "playground", title: "Playground", module: "./pages/playground.js" },
   { path: "executions", title: "Executions", module: "./pages/executions.js" },
+  { path: "evaluations", title: "Evaluations", module: "./pages/evaluations.js" },
   { path: "health", title: "Health", module: "./pages/health.js" },
 ];
