@@ -33,6 +33,7 @@ from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
 from skill_engine.csi.documents.embedded import EmbeddedDocuments
 from skill_engine.csi.documents.remote import RemoteDocuments
+from skill_engine.csi.governed import GovernedDocuments, GovernedInference, Guard
 from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
@@ -42,13 +43,16 @@ from skill_engine.csi.tools import Tools
 from skill_engine.evaluation.invoker import SkillInvoker
 from skill_engine.evaluation.runner import Evaluations
 from skill_engine.evaluation.storage import Storage, database_url
+from skill_engine.governance import settings as governance
+from skill_engine.governance.audit_log import AuditLog
+from skill_engine.middleware.audit import AuditMiddleware
 from skill_engine.middleware.auth import Authenticator, protect
 from skill_engine.middleware.cors import PermissiveCors
 from skill_engine.middleware.decompression import MIN_COMPRESS_SIZE, RequestDecompression
 from skill_engine.middleware.telemetry import TelemetryMiddleware
-from skill_engine.runtime.admission import Admission
+from skill_engine.runtime.admission import Admission, Share
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
-from skill_engine.runtime.runner import WasmRuntime
+from skill_engine.runtime.runner import RunLimits, WasmRuntime
 from skill_engine.sandbox.executor import CodeSandbox, Limits
 from skill_engine.sandbox.tool import execute_python
 from skill_engine.skills.builtin import builtin
@@ -78,7 +82,7 @@ def make_documents(settings: Settings) -> Documents:
     return EmbeddedDocuments(directory)
 
 
-def make_tools(settings: Settings) -> Tools:
+def make_tools(settings: Settings, guard: Guard | None = None) -> Tools:
     return Tools(
         McpServers(
             McpSettings(
@@ -86,7 +90,8 @@ def make_tools(settings: Settings) -> Tools:
                 call_timeout=settings.mcp_call_timeout,
                 connect_timeout=settings.mcp_connect_timeout,
             )
-        )
+        ),
+        guard,
     )
 
 
@@ -113,12 +118,34 @@ class Engine:
         self.telemetry = Telemetry.from_settings(settings)
         inference = make_inference(settings)
         tokenizers = inference if isinstance(inference, TokenizerSource) else None
+        namespaces = settings.effective_namespaces()
+        # Policies and token budgets govern every CSI call, of skills and over HTTP (docs/governance.md).
+        metrics = self.telemetry.metrics
+        metrics.namespaces = frozenset(namespaces)
+        self.guard = Guard(
+            governance.policies(settings, namespaces),
+            governance.budgets(namespaces, settings.workers),
+            on_denied=metrics.namespace_denial,
+            on_tokens=metrics.namespace_token_usage,
+        )
+        self.documents = make_documents(settings)
         self.csi = Csi(
-            inference=inference,
-            tools=make_tools(settings),
-            documents=make_documents(settings),
+            inference=GovernedInference(inference, self.guard),
+            tools=make_tools(settings, self.guard),
+            documents=GovernedDocuments(self.documents, self.guard),
             chunking=Chunking(tokenizers),
         )
+        self.audit_log = (
+            AuditLog(settings.audit_log, int(settings.audit_log_max_bytes), settings.audit_log_backups)
+            if settings.audit_log is not None
+            else None
+        )
+        self._otlp_audit = None
+        if self.audit_log is not None and settings.otel_endpoint is not None:
+            from skill_engine.governance.otlp import OtlpAudit
+
+            self._otlp_audit = OtlpAudit(settings.otel_endpoint)
+            self.audit_log.also.append(self._otlp_audit)
         self.runtime = WasmRuntime(
             self.csi,
             timeout=settings.skill_timeout,
@@ -133,6 +160,21 @@ class Engine:
             output_limit=int(settings.skill_output_limit),
             alpha=settings.pharia_ai_feature_set.strip().lower() == "beta",
         )
+        for name, ns in namespaces.items():
+            limits = ns.limits
+            memory = int(limits.memory) if limits.memory is not None else None
+            self.runtime.namespace_limits[name] = RunLimits(limits.timeout, memory, limits.cpu_time)
+            self.runtime.admission.configure(
+                name,
+                Share(
+                    limits.weight,
+                    governance.split(limits.max_concurrent, settings.workers),
+                    governance.split(limits.max_queued, settings.workers, least=0),
+                ),
+            )
+        self.runtime.admission.on_change = metrics.namespace_load
+        self.runtime.admission.on_reject = metrics.namespace_rejection
+        self.runtime.on_cpu = metrics.namespace_cpu_seconds
         self.compiler = Compiler(
             ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
         )
@@ -229,6 +271,10 @@ class Engine:
         await self.sandbox.close()
         await self.csi.aclose()
         self.telemetry.shutdown()
+        if self._otlp_audit is not None:
+            self._otlp_audit.shutdown()
+        if self.audit_log is not None:
+            self.audit_log.close()
         if self.authenticator is not None:
             await self.authenticator.aclose()
 
@@ -238,7 +284,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = SkillRoutes(engine.store, engine.runtime, engine.csi, engine.telemetry)
     routes.beta = settings.pharia_ai_feature_set.strip().upper() == "BETA"
     deployment = DeploymentRoutes(engine.store, engine.watcher)
-    embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
+    embedded = engine.documents if isinstance(engine.documents, EmbeddedDocuments) else None
     admin_token = settings.documents.admin_token
     documents = DocumentRoutes(embedded, admin_token.get_secret_value() if admin_token else None)
     docs = DocsRoutes(settings.pharia_ai_feature_set, console_paths())
@@ -291,6 +337,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(TelemetryMiddleware, telemetry=engine.telemetry),
+            Middleware(AuditMiddleware, log=engine.audit_log),
             Middleware(PermissiveCors),
             Middleware(GZipMiddleware, minimum_size=MIN_COMPRESS_SIZE),
             Middleware(RequestDecompression),

@@ -197,7 +197,7 @@ def test_dev_serves_a_directory_and_follows_changes(
         lines = [process.stdout.readline() for _ in range(2)]
         assert f"Skill Console: http://127.0.0.1:{port}/ui\n" in lines
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{url}/v1/skills", timeout=2).json() == []:
@@ -205,7 +205,7 @@ def test_dev_serves_a_directory_and_follows_changes(
             except httpx.HTTPError:
                 time.sleep(0.2)
         shutil.copy(probe_wasm, skills / "probe.wasm")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while httpx.get(f"{url}/v1/skills", timeout=2).json() != ["dev/probe"]:
             assert time.monotonic() < deadline, "the new skill was not picked up"
             time.sleep(0.2)

@@ -24,8 +24,11 @@ def engine(
     tmp_path_factory: pytest.TempPathFactory, compiled_cache: Path, openai: tuple[OpenAIServer, str]
 ) -> Iterator[EngineProcess]:
     _, url = openai
+    workdir = tmp_path_factory.mktemp("console-api")
+    (workdir / "skills").mkdir()
+    (workdir / "skills" / "Bad Name.wasm").write_bytes(b"")  # refused for its name, shown as such
     process = engine_with_skills(
-        tmp_path_factory.mktemp("console-api"),
+        workdir,
         {"console-form": build_skill("console_form")},
         {
             "OPENAI_INFERENCE__URL": url,
@@ -33,7 +36,7 @@ def engine(
             "WASMTIME_CACHE_DIR": str(compiled_cache),
             "CONSOLE_EXECUTIONS": "3",
         },
-    ).start()
+    ).start(timeout=180)
     try:
         yield process
     finally:
@@ -123,12 +126,15 @@ def test_health_reports_what_the_metrics_count(client: httpx.Client, engine: Eng
     assert health["cache"]["items"] == 1 and health["cache"]["bytes"] > 0
     (namespace,) = health["namespaces"]
     assert namespace["name"] == "my-team" and namespace["error"] is None and namespace["updated_at"] > 0
+    assert list(namespace["refused"]) == ["Bad Name"]
     assert health["tracing"] == {"exporting": False, "recorded_executions": True}
 
 
 def test_the_catalogue_route_shows_deployment_state(client: httpx.Client) -> None:
     namespaces = {ns["name"]: ns for ns in client.get("/v1/console/skills").json()["namespaces"]}
     (skill,) = namespaces["my-team"]["skills"]
+    (reason,) = namespaces["my-team"]["refused"].values()
+    assert 'the skill name "Bad Name" was refused' in reason
     assert skill["name"] == "console-form" and skill["kind"] == "function" and skill["state"] == "loaded"
     assert skill["wit_version"] is not None and skill["size"] > 0
     assert [s["name"] for s in namespaces["test-beta"]["skills"]] == [
@@ -151,7 +157,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]
     iam = ThreadedServer(IamServer().app).start()
     process = engine_with_skills(tmp_path_factory.mktemp("console-auth"), {}, {"AUTHORIZATION_URL": iam.url})
     try:
-        yield process.start()
+        yield process.start(timeout=180)
     finally:
         process.stop()
         iam.stop()

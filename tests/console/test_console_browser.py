@@ -39,7 +39,7 @@ def engine(
             "WASMTIME_CACHE_DIR": str(compiled_cache),
             "SKILL_TIMEOUT": "120s",
         },
-    ).start()
+    ).start(timeout=180)
     try:
         # Loaded once before the browser looks (compiling is slow on a busy machine).
         with httpx.Client(base_url=process.url, timeout=600) as client:

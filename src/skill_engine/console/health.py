@@ -89,6 +89,7 @@ def health_report(engine: EngineView, started_at: float) -> dict[str, Any]:
                 "name": name,
                 "updated_at": watcher.updated_at.get(name),
                 "error": store.namespace_error(name),
+                "refused": store.refused(name),
                 "skills": len(store.known(name)),
             }
             for name in sorted(watcher.sources)

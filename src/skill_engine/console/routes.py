@@ -85,6 +85,7 @@ class ConsoleRoutes:
                 {
                     "name": namespace,
                     "error": store.namespace_error(namespace),
+                    "refused": store.refused(namespace),
                     "updated_at": updated,
                     "skills": skills,
                     "mcp_servers": sorted(watcher.mcp_servers.get(namespace, ())),
@@ -98,6 +99,7 @@ class ConsoleRoutes:
             {
                 "name": TEST_BETA,
                 "error": None,
+                "refused": {},
                 "updated_at": None,
                 "skills": builtins,
                 "builtin": True,

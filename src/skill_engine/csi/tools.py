@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from skill_engine import telemetry
 from skill_engine.csi import genai
 from skill_engine.csi.errors import CsiError
+from skill_engine.csi.governed import Guard
 from skill_engine.csi.mcp import McpServers
 from skill_engine.csi.tool_names import KNOWN_NATIVE_TOOLS, NATIVE_TOOL_NAMES, TEST_BETA
 from skill_engine.csi.types import InvokeRequest, Tool, ToolOutput, ToolResult
+from skill_engine.governance import audit
+from skill_engine.governance.policy import Kind
 
 
 def _int_argument(request: InvokeRequest, name: str) -> int:
@@ -97,10 +100,12 @@ NATIVE_TOOLS: dict[str, NativeTool] = {
 class Tools:
     """Per-namespace toolbox. Unknown namespaces are an error only where the caller names one (HTTP)."""
 
-    def __init__(self, mcp: McpServers | None = None) -> None:
+    def __init__(self, mcp: McpServers | None = None, guard: Guard | None = None) -> None:
         self._native: dict[str, list[str]] = {TEST_BETA: list(NATIVE_TOOL_NAMES)}
         self._provided: dict[str, ProvidedTool] = {}
         self.mcp = mcp if mcp is not None else McpServers()
+        self.guard = guard if guard is not None else Guard()
+        """Namespace policies (docs/governance.md): listings show allowed tools only, calls are checked."""
 
     def provide_native(self, provided: ProvidedTool) -> None:
         """Makes a native tool (e.g. `execute_python`) available to namespaces that enable it."""
@@ -128,15 +133,25 @@ class Tools:
         """The tools every caller sees (MCP tools as listed without credentials)."""
         return self._merge(namespace, self.mcp.tools(namespace))
 
-    async def list_tools_for(self, namespace: str, token: str | None) -> list[Tool]:
+    async def list_tools_for(self, namespace: str, token: str | None, over_http: bool = False) -> list[Tool]:
         """The tools as a caller with `token` sees them (servers marked for token forwarding included)."""
         with telemetry.span("list_tools", {"namespace": namespace}):
-            return self._merge(namespace, await self.mcp.caller_tools(namespace, token))
+            return self._merge(namespace, await self.mcp.caller_tools(namespace, token), over_http)
 
-    def _merge(self, namespace: str, mcp_tools: dict[str, tuple[str, Tool]]) -> list[Tool]:
-        tools = {name: tool for name, (_url, tool) in mcp_tools.items()}
+    def _merge(
+        self, namespace: str, mcp_tools: dict[str, tuple[str, Tool]], over_http: bool = False
+    ) -> list[Tool]:
+        allows = self.guard.allows
+        tools = {
+            name: tool
+            for name, (url, tool) in mcp_tools.items()
+            if allows(namespace, Kind.MCP_SERVER, url, over_http)
+        }
         tools.update((n, self._native_tool(n)) for n in self.native_tools(namespace))
-        return sorted(tools.values(), key=lambda t: t.name)
+        return sorted(
+            (t for t in tools.values() if allows(namespace, Kind.TOOL, t.name, over_http)),
+            key=lambda t: t.name,
+        )
 
     def _native_tool(self, name: str) -> Tool:
         return NATIVE_TOOLS[name].tool if name in NATIVE_TOOLS else self._provided[name].tool
@@ -147,13 +162,34 @@ class Tools:
             raise CsiError(
                 f'You tried to list the tools for a namespace that does not exist: Namespace("{namespace}")'
             )
-        return await self.list_tools_for(namespace, token)
+        return await self.list_tools_for(namespace, token, over_http=True)
+
+    def _check(
+        self,
+        namespace: str,
+        requests: Sequence[InvokeRequest],
+        mcp_tools: dict[str, tuple[str, Tool]],
+        over_http: bool,
+    ) -> None:
+        """Every call is checked before any runs: a denied one ends the invocation (PolicyDenied, 403)."""
+        for request in requests:
+            self.guard.check_tool(namespace, Kind.TOOL, request.name, over_http)
+            if request.name not in self._native.get(namespace, []) and request.name in mcp_tools:
+                url = mcp_tools[request.name][0]
+                self.guard.check_tool(namespace, Kind.MCP_SERVER, url, over_http)
+                audit.touch(Kind.MCP_SERVER.value, url)
+            audit.touch(Kind.TOOL.value, request.name)
 
     async def invoke(
-        self, namespace: str, requests: Sequence[InvokeRequest], token: str | None = None
+        self,
+        namespace: str,
+        requests: Sequence[InvokeRequest],
+        token: str | None = None,
+        over_http: bool = False,
     ) -> list[ToolResult]:
         """Runs the requests concurrently; results in request order, failures as error strings."""
         mcp_tools = await self.mcp.caller_tools(namespace, token)
+        self._check(namespace, requests, mcp_tools, over_http)
 
         native = self.native_tools(namespace)
 

@@ -22,15 +22,17 @@ import wasmtime
 from wasmtime.component import Component, ExportIndex, Linker, ResourceHost, Variant
 
 from skill_engine.csi import Csi, CsiContext
-from skill_engine.csi.errors import CsiError
+from skill_engine.csi.errors import CsiError, CsiRefusal
 from skill_engine.errors import (
     CsiUseFromMetadata,
     ExecutionError,
     InvalidInput,
+    Refused,
     RuntimeFailure,
     SkillLoadError,
     UserCodeError,
 )
+from skill_engine.governance import audit
 from skill_engine.metadata import SkillKind, SkillMetadata
 from skill_engine.runtime import bindings, wasmtime_fixes, worlds
 from skill_engine.runtime.admission import Admission
@@ -50,6 +52,15 @@ _GRACE = 0.1
 _LINK_CHECK_TICKS = 500
 """Epoch ticks (5 s) a load-time instantiation may take (it runs no export, only start functions)."""
 """Seconds past the deadline before the caller stops waiting for a guest that is blocked in WASI."""
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """A namespace's `[namespaces.<ns>.limits]` for one invocation; None falls back to the global one."""
+
+    timeout: float | None = None
+    memory: int | None = None
+    cpu_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,9 @@ class WasmRuntime:
             v0_4.register(self.linker, csi, v0_4.SEMVER_ALPHA)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="skill")
         self.in_flight: set[Invocation] = set()
+        self.namespace_limits: dict[str, RunLimits] = {}
+        self.on_cpu: Callable[[str, float], None] = lambda _namespace, _seconds: None
+        """Hears the CPU seconds of every finished invocation (per-namespace metrics)."""
 
     def stop_all(self, reason: str) -> None:
         """Stops every running invocation (shutdown): busy guests trap, pending host calls are cancelled."""
@@ -199,8 +213,17 @@ class WasmRuntime:
         stream: asyncio.Queue[Any] | None = None,
     ) -> Any:
         loop = asyncio.get_running_loop()
+        limits = self.namespace_limits.get(ctx.namespace, RunLimits())
+        timeout = limits.timeout if limits.timeout is not None else self.timeout
         await self.admission.acquire(ctx.namespace)
-        invocation = Invocation(loop, ctx, self.timeout, csi_allowed=csi_allowed)
+        invocation = Invocation(
+            loop,
+            ctx,
+            timeout,
+            csi_allowed=csi_allowed,
+            cpu_limit=limits.cpu_time,
+            memory_limit=limits.memory,
+        )
         invocation.stream = stream
         self.in_flight.add(invocation)
         try:
@@ -223,7 +246,7 @@ class WasmRuntime:
         future.add_done_callback(_consume_outcome)
         try:
             # A guest blocked in WASI cannot be interrupted; answer at the deadline (or when stopped).
-            return await _outcome(future, invocation, self.timeout + _GRACE)
+            return await _outcome(future, invocation, timeout + _GRACE)
         except TimeoutError:
             invocation.stop(TIMEOUT_MESSAGE)
             log.warning("invocation abandoned at its deadline", extra={"skill": _label(ctx)})
@@ -236,12 +259,17 @@ class WasmRuntime:
     def _guarded(self, invocation: Invocation, call: Callable[[Invocation], Any]) -> Any:
         """Runs on a worker thread: every failure becomes an ExecutionError for this invocation only."""
         invocation.started = True
+        invocation.start_cpu_clock()
         try:
             return call(invocation)
         except ExecutionError:
             raise
         except Exception as e:
             raise _runtime_failure(e, invocation) from None
+        finally:
+            cpu = invocation.cpu_used()
+            audit.ran(cpu_seconds=cpu)
+            self.on_cpu(invocation.ctx.namespace, cpu)
 
     def _call(self, skill: LoadedSkill, invocation: Invocation, index: ExportIndex, *args: Any) -> Any:
         store = wasmtime.Store(self.engine)
@@ -249,7 +277,7 @@ class WasmRuntime:
         wasi.stdout_custom = lambda data: invocation.capture("stdout", data)
         wasi.stderr_custom = lambda data: invocation.capture("stderr", data)
         store.set_wasi(wasi)
-        store.set_limits(memory_size=self.memory_limit)
+        store.set_limits(memory_size=invocation.memory_limit or self.memory_limit)
         keepalive = wasmtime_fixes.set_epoch_deadline_callback(store, invocation.epoch_check, CHECK_TICKS)
         store.set_epoch_deadline(CHECK_TICKS)
         bindings.bind_invocation(invocation)
@@ -303,6 +331,9 @@ def _runtime_failure(error: Exception, invocation: Invocation) -> ExecutionError
         return CsiUseFromMetadata()
     if invocation.stop_reason is not None:
         return RuntimeFailure(invocation.stop_reason)
+    if isinstance(invocation.csi_error, CsiRefusal):
+        refusal = invocation.csi_error
+        return Refused(refusal.text, refusal.status, refusal.headers, refusal.kind)
     if invocation.csi_error is not None:
         return RuntimeFailure(str(invocation.csi_error))
     if isinstance(error, CsiError | InvocationStopped):

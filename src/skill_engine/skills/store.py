@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skill_engine.errors import MisconfiguredNamespace, SkillLoadError, SkillNotFound
+from skill_engine.governance import audit
 from skill_engine.runtime.compiler import Compiler
 from skill_engine.runtime.runner import LoadedSkill, WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill, builtin
@@ -186,7 +187,10 @@ class SkillStore:
     async def fetch(self, namespace: str, name: str) -> LoadedSkill | BuiltinSkill:
         started = time.perf_counter()
         try:
-            return await self._fetch(namespace, name)
+            skill = await self._fetch(namespace, name)
+            cached = self.cache.peek(f"{namespace}/{name}")
+            audit.ran(digest=cached.digest if cached is not None else None)
+            return skill
         finally:
             # Label values only from configured skills: a caller naming a million random skills creates
             # no new series (its requests are not observed at all).

@@ -30,6 +30,11 @@ export async function render(root) {
     if (namespace.error) {
       add(section, h("p", { class: "error", role: "alert" }, "Misconfigured: ", namespace.error));
     }
+    const refused = Object.entries(namespace.refused || {});
+    if (refused.length) {
+      add(section, h("div", { class: "error", role: "alert" }, "Entries not served:",
+        h("ul", {}, refused.map(([name, reason]) => h("li", {}, h("code", {}, name), ": ", reason)))));
+    }
     const extras = h("div", { class: "extras" });
     if (namespace.mcp_servers.length) {
       extras.append(h("p", {}, "MCP servers: ", namespace.mcp_servers.map((url) => h("code", { class: "chip" }, url))));

@@ -44,7 +44,8 @@ export async function render(root) {
               h("td", {}, n.name),
               h("td", { class: "num" }, n.skills),
               h("td", {}, formatTime(n.updated_at)),
-              h("td", { class: n.error ? "error-text" : "muted" }, n.error || "none"))))),
+              h("td", { class: n.error || Object.keys(n.refused || {}).length ? "error-text" : "muted" },
+                [n.error, ...Object.values(n.refused || {})].filter(Boolean).join("; ") || "none"))))),
         h("p", { class: "muted" }, "Prometheus metrics are served on the metrics address (METRICS_ADDRESS), path /metrics."),
       );
     } catch (error) {
