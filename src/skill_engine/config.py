@@ -342,6 +342,12 @@ class Settings(BaseSettings):
     """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
     console_executions: int = Field(default=100, ge=0)
     """Executions (with their spans and log lines) the console keeps in memory; 0 records none."""
+    # Code execution (docs/agents.md): the `execute_python` native tool's sandbox, per call.
+    code_execution_timeout: Duration = 10.0
+    code_execution_memory: ByteSize = ByteSize(256 * 1024 * 1024)
+    code_execution_output_limit: int = Field(default=64 * 1024, ge=0)
+    """Characters of stdout and of stderr each that a program's outcome keeps."""
+    code_execution_concurrency: int = Field(default=4, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -386,7 +392,7 @@ class Settings(BaseSettings):
             raise ValueError("must be `text` or `json`")
         return value.lower()
 
-    @field_validator("skill_memory_limit")
+    @field_validator("skill_memory_limit", "code_execution_memory")
     @classmethod
     def _enough_memory(cls, value: ByteSize) -> ByteSize:
         if value < MIN_SKILL_MEMORY:
