@@ -20,6 +20,7 @@ from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.errors import EXCEPTION_HANDLERS
 from skill_engine.api.evaluations import EvaluationRoutes
+from skill_engine.api.mcp_server import McpEndpoint
 from skill_engine.api.readiness import Readiness
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
@@ -32,21 +33,28 @@ from skill_engine.csi.chunking import Chunking, TokenizerSource
 from skill_engine.csi.documents import Documents
 from skill_engine.csi.documents.embedded import EmbeddedDocuments
 from skill_engine.csi.documents.remote import RemoteDocuments
+from skill_engine.csi.governed import GovernedDocuments, GovernedInference, Guard
 from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
+from skill_engine.csi.tool_names import EXECUTE_PYTHON
 from skill_engine.csi.tools import Tools
 from skill_engine.evaluation.invoker import SkillInvoker
 from skill_engine.evaluation.runner import Evaluations
 from skill_engine.evaluation.storage import Storage, database_url
+from skill_engine.governance import settings as governance
+from skill_engine.governance.audit_log import AuditLog
+from skill_engine.middleware.audit import AuditMiddleware
 from skill_engine.middleware.auth import Authenticator, protect
 from skill_engine.middleware.cors import PermissiveCors
 from skill_engine.middleware.decompression import MIN_COMPRESS_SIZE, RequestDecompression
 from skill_engine.middleware.telemetry import TelemetryMiddleware
-from skill_engine.runtime.admission import Admission
+from skill_engine.runtime.admission import Admission, Share
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
-from skill_engine.runtime.runner import WasmRuntime
+from skill_engine.runtime.runner import RunLimits, WasmRuntime
+from skill_engine.sandbox.executor import CodeSandbox, Limits
+from skill_engine.sandbox.tool import execute_python
 from skill_engine.skills.builtin import builtin
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
@@ -74,7 +82,7 @@ def make_documents(settings: Settings) -> Documents:
     return EmbeddedDocuments(directory)
 
 
-def make_tools(settings: Settings) -> Tools:
+def make_tools(settings: Settings, guard: Guard | None = None) -> Tools:
     return Tools(
         McpServers(
             McpSettings(
@@ -82,7 +90,8 @@ def make_tools(settings: Settings) -> Tools:
                 call_timeout=settings.mcp_call_timeout,
                 connect_timeout=settings.mcp_connect_timeout,
             )
-        )
+        ),
+        guard,
     )
 
 
@@ -105,15 +114,38 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._started = False
         self.telemetry = Telemetry.from_settings(settings)
         inference = make_inference(settings)
         tokenizers = inference if isinstance(inference, TokenizerSource) else None
+        namespaces = settings.effective_namespaces()
+        # Policies and token budgets govern every CSI call, of skills and over HTTP (docs/governance.md).
+        metrics = self.telemetry.metrics
+        metrics.namespaces = frozenset(namespaces)
+        self.guard = Guard(
+            governance.policies(settings, namespaces),
+            governance.budgets(namespaces, settings.workers),
+            on_denied=metrics.namespace_denial,
+            on_tokens=metrics.namespace_token_usage,
+        )
+        self.documents = make_documents(settings)
         self.csi = Csi(
-            inference=inference,
-            tools=make_tools(settings),
-            documents=make_documents(settings),
+            inference=GovernedInference(inference, self.guard),
+            tools=make_tools(settings, self.guard),
+            documents=GovernedDocuments(self.documents, self.guard),
             chunking=Chunking(tokenizers),
         )
+        self.audit_log = (
+            AuditLog(settings.audit_log, int(settings.audit_log_max_bytes), settings.audit_log_backups)
+            if settings.audit_log is not None
+            else None
+        )
+        self._otlp_audit = None
+        if self.audit_log is not None and settings.otel_endpoint is not None:
+            from skill_engine.governance.otlp import OtlpAudit
+
+            self._otlp_audit = OtlpAudit(settings.otel_endpoint)
+            self.audit_log.also.append(self._otlp_audit)
         self.runtime = WasmRuntime(
             self.csi,
             timeout=settings.skill_timeout,
@@ -128,6 +160,21 @@ class Engine:
             output_limit=int(settings.skill_output_limit),
             alpha=settings.pharia_ai_feature_set.strip().lower() == "beta",
         )
+        for name, ns in namespaces.items():
+            limits = ns.limits
+            memory = int(limits.memory) if limits.memory is not None else None
+            self.runtime.namespace_limits[name] = RunLimits(limits.timeout, memory, limits.cpu_time)
+            self.runtime.admission.configure(
+                name,
+                Share(
+                    limits.weight,
+                    governance.split(limits.max_concurrent, settings.workers),
+                    governance.split(limits.max_queued, settings.workers, least=0),
+                ),
+            )
+        self.runtime.admission.on_change = metrics.namespace_load
+        self.runtime.admission.on_reject = metrics.namespace_rejection
+        self.runtime.on_cpu = metrics.namespace_cpu_seconds
         self.compiler = Compiler(
             ArtifactCache(cache_directory(settings), int(settings.wasmtime_cache_size_limit))
         )
@@ -154,8 +201,22 @@ class Engine:
             settings.namespace_update_interval,
             int(settings.max_skill_size),
         )
+        # `execute_python` (docs/agents.md): built and loaded in the background once a namespace enables it.
+        self.sandbox = CodeSandbox(
+            self.runtime.engine,
+            self.csi.tools,
+            self.compiler,
+            cache_directory(settings) / "sandbox",
+            Limits(
+                timeout=settings.code_execution_timeout,
+                memory=int(settings.code_execution_memory),
+                output=settings.code_execution_output_limit,
+                concurrency=settings.code_execution_concurrency,
+            ),
+        )
+        self.csi.tools.provide_native(execute_python(self.sandbox))
         # Native tools and MCP servers follow each namespace's description, live (docs/deployment.md).
-        self.watcher.on_native_tools(self.csi.tools.set_native_tools)
+        self.watcher.on_native_tools(self._native_tools_changed)
         namespaces = settings.effective_namespaces()
         self.watcher.on_mcp_servers(
             lambda name, urls: self.csi.tools.set_mcp_servers(name, urls, namespaces[name].mcp_forward_token)
@@ -176,9 +237,17 @@ class Engine:
     def knows_skill(self, namespace: str, name: str) -> bool:
         return builtin(namespace, name) is not None or f"{namespace}/{name}" in self.store.skill_paths()
 
+    def _native_tools_changed(self, namespace: str, names: tuple[str, ...]) -> None:
+        self.csi.tools.set_native_tools(namespace, names)
+        if EXECUTE_PYTHON in names and self._started:
+            self.sandbox.prepare()
+
     async def start(self) -> None:
         self.telemetry.metrics.serve(self.settings.metrics_address)
         await self.watcher.run_pass()  # the port opens only after the first pass
+        self._started = True
+        if self.csi.tools.enabled_anywhere(EXECUTE_PYTHON):
+            self.sandbox.prepare()  # in the background: the first call need not wait for the build
         await self.evaluations.start()
         self._watching = asyncio.create_task(self.watcher.run_forever())
         self._revalidating = asyncio.create_task(
@@ -199,8 +268,13 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.watcher.aclose()
+        await self.sandbox.close()
         await self.csi.aclose()
         self.telemetry.shutdown()
+        if self._otlp_audit is not None:
+            self._otlp_audit.shutdown()
+        if self.audit_log is not None:
+            self.audit_log.close()
         if self.authenticator is not None:
             await self.authenticator.aclose()
 
@@ -210,7 +284,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = SkillRoutes(engine.store, engine.runtime, engine.csi, engine.telemetry)
     routes.beta = settings.pharia_ai_feature_set.strip().upper() == "BETA"
     deployment = DeploymentRoutes(engine.store, engine.watcher)
-    embedded = engine.csi.documents if isinstance(engine.csi.documents, EmbeddedDocuments) else None
+    embedded = engine.documents if isinstance(engine.documents, EmbeddedDocuments) else None
     admin_token = settings.documents.admin_token
     documents = DocumentRoutes(embedded, admin_token.get_secret_value() if admin_token else None)
     docs = DocsRoutes(settings.pharia_ai_feature_set, console_paths())
@@ -221,13 +295,15 @@ def create_app(settings: Settings) -> Starlette:
         int(settings.evaluations.max_dataset_bytes),
         settings.evaluations.max_examples,
     )
+    mcp_endpoint = McpEndpoint(engine.store, engine.runtime, engine.csi, engine.telemetry)
     readiness = Readiness()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             await engine.stop()
 
@@ -251,6 +327,7 @@ def create_app(settings: Settings) -> Starlette:
                 *evaluations.routes(),
                 *CsiRoutes(engine.csi).routes(),
                 Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
+                *mcp_endpoint.routes(),
                 Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
                 Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
                 *console.routes(),
@@ -260,6 +337,7 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(TelemetryMiddleware, telemetry=engine.telemetry),
+            Middleware(AuditMiddleware, log=engine.audit_log),
             Middleware(PermissiveCors),
             Middleware(GZipMiddleware, minimum_size=MIN_COMPRESS_SIZE),
             Middleware(RequestDecompression),

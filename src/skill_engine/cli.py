@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 
+from skill_engine.commands import audit, dev, evaluate, inspect, run
 from skill_engine.commands import compile as compile_command
-from skill_engine.commands import dev, evaluate, inspect, run
 from skill_engine.config import ConfigError, load_settings
 from skill_engine.telemetry.logs import configure_logging
 
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     run.register(commands)
     dev.register(commands)
     compile_command.register(commands)
+    audit.register(commands)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return serve()

@@ -131,6 +131,65 @@ class DocumentsConfig(BaseModel):
         return None if value == "" else value
 
 
+def _json_list(value: Any) -> Any:
+    """Lists from the environment arrive as JSON text (`'["llama-*"]'`)."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ValueError(f"expected a JSON list of names, e.g. '[\"llama-*\"]', got {value!r}") from None
+    return value
+
+
+NameList = Annotated[list[str] | None, BeforeValidator(_json_list)]
+
+
+class PolicyConfig(BaseModel):
+    """`[namespaces.<ns>.policy]` (docs/governance.md): allow-lists of names or glob patterns; an absent
+    list allows everything of its kind, an empty one nothing. Operator configuration only."""
+
+    model_config = ConfigDict(extra="ignore")
+    models: NameList = None
+    collections: NameList = None
+    mcp_servers: NameList = None
+    tools: NameList = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _snake_keys(cls, data: Any) -> Any:
+        return _kebab_to_snake(data)
+
+
+class LimitsConfig(BaseModel):
+    """`[namespaces.<ns>.limits]` (docs/governance.md): each unset limit falls back to the global one."""
+
+    model_config = ConfigDict(extra="ignore")
+    timeout: Duration | None = None
+    memory: ByteSize | None = None
+    max_concurrent: int | None = Field(default=None, ge=1)
+    max_queued: int | None = Field(default=None, ge=0)
+    weight: float = Field(default=1.0, gt=0)
+    cpu_time: Duration | None = None
+    tokens_per_minute: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _snake_keys(cls, data: Any) -> Any:
+        data = _kebab_to_snake(data)
+        if isinstance(data, dict):
+            return {k: (None if v == "" else v) for k, v in data.items()}
+        return data
+
+    @field_validator("memory")
+    @classmethod
+    def _enough_memory(cls, value: ByteSize | None) -> ByteSize | None:
+        if value is not None and value < MIN_SKILL_MEMORY:
+            raise ValueError("must be at least 32MiB: a Python skill starts with ~19 MiB of linear memory")
+        return value
+
+
 class EvaluationsConfig(BaseModel):
     """`[evaluations]`: where datasets and runs are stored, and the bounds of uploads (docs/evaluation.md)."""
 
@@ -168,6 +227,8 @@ class NamespaceConfig(BaseModel):
     # Which of `mcp_servers` receive the caller's bearer token (docs/mcp.md); none by default.
     mcp_forward_token: list[str] = Field(default_factory=list)
     native_tools: list[str] = Field(default_factory=list)
+    policy: PolicyConfig | None = None
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @model_validator(mode="after")
     def _one_shape(self) -> NamespaceConfig:
@@ -269,12 +330,24 @@ class Settings(BaseSettings):
     """Largest component accepted from a registry or a directory; larger ones are refused unread."""
     memory_request: ByteSize | None = None
     memory_limit: ByteSize | None = None
+    # Governance (docs/governance.md): the default policy (CSI over HTTP, namespaces without their own)
+    # and the audit trail.
+    policy: PolicyConfig | None = None
+    audit_log: Path | None = None
+    audit_log_max_bytes: ByteSize = ByteSize(100 * 1024 * 1024)
+    audit_log_backups: int = Field(default=5, ge=1)
     precompile_skills: bool = True
     """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
     workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
     """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
     console_executions: int = Field(default=100, ge=0)
     """Executions (with their spans and log lines) the console keeps in memory; 0 records none."""
+    # Code execution (docs/agents.md): the `execute_python` native tool's sandbox, per call.
+    code_execution_timeout: Duration = 10.0
+    code_execution_memory: ByteSize = ByteSize(256 * 1024 * 1024)
+    code_execution_output_limit: int = Field(default=64 * 1024, ge=0)
+    """Characters of stdout and of stderr each that a program's outcome keeps."""
+    code_execution_concurrency: int = Field(default=4, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -300,6 +373,7 @@ class Settings(BaseSettings):
         "authorization_url",
         "otel_endpoint",
         "max_concurrent_skills_per_namespace",
+        "audit_log",
         mode="before",
     )
     @classmethod
@@ -318,7 +392,7 @@ class Settings(BaseSettings):
             raise ValueError("must be `text` or `json`")
         return value.lower()
 
-    @field_validator("skill_memory_limit")
+    @field_validator("skill_memory_limit", "code_execution_memory")
     @classmethod
     def _enough_memory(cls, value: ByteSize) -> ByteSize:
         if value < MIN_SKILL_MEMORY:

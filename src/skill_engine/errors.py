@@ -119,3 +119,17 @@ class RuntimeFailure(ExecutionError):
 class SkillLoadError(RuntimeFailure):
     def __init__(self, detail: str) -> None:
         super().__init__("Error loading skill: " + detail)
+
+
+class Refused(ExecutionError):
+    """A CSI call the engine refused on purpose (a namespace policy: 403, a token budget: 429)."""
+
+    metric_status = "logic_error"
+
+    def __init__(
+        self, text: str, status: int, headers: dict[str, str] | None = None, kind: str = "refused"
+    ) -> None:
+        super().__init__(text)
+        self.status = status
+        self.headers = dict(headers or {})
+        self.kind = kind

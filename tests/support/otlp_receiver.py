@@ -13,6 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -67,7 +71,34 @@ class OtlpReceiver:
         self.raw: list[bytes] = []
         """Every export as received (decompressed): events and all, for greps over everything."""
         self._lock = threading.Lock()
-        self.app = Starlette(routes=[Route("/v1/traces", self.export, methods=["POST"])])
+        self.logs: list[dict[str, Any]] = []
+        """Log records (`POST /v1/logs`): event name, body and attributes of each."""
+        self.app = Starlette(
+            routes=[
+                Route("/v1/traces", self.export, methods=["POST"]),
+                Route("/v1/logs", self.export_logs, methods=["POST"]),
+            ]
+        )
+
+    async def export_logs(self, request: Request) -> Response:
+        body = await request.body()
+        if request.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        message = ExportLogsServiceRequest()
+        message.ParseFromString(body)
+        received = [
+            {
+                "event_name": record.event_name,
+                "body": _value(record.body),
+                "attributes": _attributes(record.attributes),
+            }
+            for resource_logs in message.resource_logs
+            for scope_logs in resource_logs.scope_logs
+            for record in scope_logs.log_records
+        ]
+        with self._lock:
+            self.logs.extend(received)
+        return Response(ExportLogsServiceResponse().SerializeToString(), media_type="application/x-protobuf")
 
     async def export(self, request: Request) -> Response:
         body = await request.body()

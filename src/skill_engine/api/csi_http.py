@@ -23,7 +23,7 @@ from skill_engine.api import csi_documents as docs_json
 from skill_engine.api import csi_json as js
 from skill_engine.api.http import bearer_token, json_response, json_value, text
 from skill_engine.csi import Csi, CsiContext
-from skill_engine.csi.errors import CsiError
+from skill_engine.csi.errors import CsiError, CsiRefusal
 from skill_engine.csi.types import (
     ChatAppend,
     ChatBegin,
@@ -37,11 +37,14 @@ from skill_engine.csi.types import (
     CompletionEvent,
     SearchResult,
 )
+from skill_engine.governance import audit
 from skill_engine.streaming import error_event, sse
 
 log = logging.getLogger("skill_engine.api")
 
 CALLER = "csi-over-http"
+NAMESPACE_HEADER = "x-namespace"
+"""Optional: the namespace a CSI over HTTP caller acts for; its policy applies (docs/governance.md)."""
 SHAPE_PREFIX = "Failed to deserialize the JSON body into the target type: "
 FAILED_PREFIX = "Something went wrong: "
 EXPLAIN_PREFIX = "We got an error from our inference driver:\n\n"
@@ -51,6 +54,21 @@ VERSION_TOO_NEW = (
     "version or downgrading your SDK."
 )
 VERSION_TOO_OLD = "This CSI version is no longer supported by the Kernel. Try upgrading your SDK."
+
+
+def caller_context(request: Request, token: str | None) -> CsiContext:
+    """CSI over HTTP runs under the default policy, and the one of the namespace the caller names."""
+    namespace = request.headers.get(NAMESPACE_HEADER, "").strip()
+    if namespace:
+        audit.acting_for(namespace)
+    return CsiContext(namespace, CALLER, token, over_http=True)
+
+
+def refused(e: CsiRefusal, as_json: bool = False) -> Response:
+    audit.failed(e.kind)
+    response = json_response(e.text, e.status) if as_json else text(e.text, e.status)
+    response.headers.update(e.headers)
+    return response
 
 
 def unsupported_function(function: str) -> str:
@@ -156,7 +174,9 @@ class CsiRoutes:
             return text(FAILED_PREFIX + str(e), 500)
         _count(request.path_params["function"], parsed)
         try:
-            result = await function.run(parsed, CsiContext("", CALLER, token), version)
+            result = await function.run(parsed, caller_context(request, token), version)
+        except CsiRefusal as e:
+            return refused(e)
         except CsiError as e:
             return text(FAILED_PREFIX + str(e), 500)
         return result if isinstance(result, Response) else json_response(result)
@@ -228,6 +248,9 @@ class CsiRoutes:
             while (event := await stream.next()) is not None:
                 for chunk in render(event):
                     yield chunk
+        except CsiRefusal as e:
+            audit.failed(e.kind)
+            yield error_event(e.text)
         except CsiError as e:
             yield error_event(str(e))
         except Exception as e:  # a bug of ours must still end the stream with an error event
@@ -267,11 +290,12 @@ class CsiRoutes:
 
     async def _invoke_tool(self, parsed: tuple[str, list[Any]], ctx: CsiContext, version: int) -> Any:
         namespace, requests = parsed
-        return [
-            js.tool_result_to_json(r) for r in await self.csi.tools.invoke(namespace, requests, ctx.token)
-        ]
+        audit.acting_for(namespace)
+        results = await self.csi.tools.invoke(namespace, requests, ctx.token, over_http=True)
+        return [js.tool_result_to_json(r) for r in results]
 
     async def _list_tools(self, namespace: str, ctx: CsiContext, version: int) -> Any:
+        audit.acting_for(namespace)
         return [js.tool_to_json(t) for t in await self.csi.tools.list_for_http(namespace, ctx.token)]
 
     # -- legacy `POST /csi` ----------------------------------------------------------------------------
@@ -301,7 +325,9 @@ class CsiRoutes:
             return json_response(unsupported_function(name), 400)
         _count(name, parsed)
         try:
-            result = await legacy.run(self, parsed, CsiContext("", CALLER, token))
+            result = await legacy.run(self, parsed, caller_context(request, token))
+        except CsiRefusal as e:
+            return refused(e, as_json=True)
         except CsiError as e:
             message = EXPLAIN_PREFIX + str(e) if name == "explain" else str(e)
             return json_response(message, 500)

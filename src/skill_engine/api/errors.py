@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.types import ExceptionHandler
 
 from skill_engine.errors import ExecutionError
+from skill_engine.governance import audit
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -39,6 +40,7 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def execution_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ExecutionError)
+    audit.failed(getattr(exc, "kind", exc.metric_status))  # the error kind of the audit record
     response = Response(exc.message, status_code=exc.status, media_type=TEXT)
     response.headers.update(getattr(exc, "headers", {}))  # e.g. `retry-after` of an overload 429
     return response

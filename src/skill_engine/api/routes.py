@@ -23,6 +23,7 @@ from skill_engine.api.http import (
 )
 from skill_engine.csi import Csi, CsiContext
 from skill_engine.errors import ExecutionError, InvalidOutput, IsFunction, IsMessageStream
+from skill_engine.governance import audit
 from skill_engine.metadata import SkillKind
 from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill
@@ -143,6 +144,7 @@ class SkillRoutes:
             except ExecutionError as e:
                 if execution is not None:
                     execution.error = e
+                audit.failed(getattr(e, "kind", e.metric_status))
                 await queue.put(_End(e.message))
             except Exception as e:  # a bug of ours must still end the stream with an error event
                 log.exception("message stream of %s/%s failed", namespace, name)

@@ -28,6 +28,8 @@ class CsiContext:
     namespace: str
     skill: str
     token: str | None = None
+    over_http: bool = False
+    """CSI over HTTP: `namespace` is the one the caller named (or empty); the default policy applies too."""
 
 
 Out = TypeVar("Out")

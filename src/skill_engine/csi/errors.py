@@ -27,3 +27,16 @@ class NotImplementedCsiError(CsiError):
 
     def __init__(self, function: str) -> None:
         super().__init__(f"The CSI function `{function}` is not supported by this engine yet.")
+
+
+class CsiRefusal(CsiError):
+    """A call the engine refuses on purpose (policy, budget): ends the invocation with `status` and exactly
+    this text, not the 503 runtime-error text (docs/governance.md)."""
+
+    status = 403
+    kind = "refused"
+
+    def __init__(self, text: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.headers = dict(headers or {})

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from skill_engine import telemetry
 from skill_engine.api.errors import HttpError
+from skill_engine.governance import audit
 from skill_engine.telemetry import outbound_headers
 
 log = logging.getLogger("skill_engine.middleware.auth")
@@ -67,6 +68,10 @@ def is_authenticated_path(path: str) -> bool:
     return path.startswith(AUTHENTICATED_PREFIXES) and not path.startswith(OWN_AUTH_PREFIXES)
 
 
+Identity = tuple[str | None, str | None]
+"""The caller as the IAM answered: (`sub`, `email`), for the audit trail."""
+
+
 class Authenticator:
     """Checks tokens against the IAM, remembering successful checks for a short time."""
 
@@ -74,18 +79,19 @@ class Authenticator:
         self.url = url.rstrip("/") + "/check_user"
         self.cache_ttl = cache_ttl
         self._client = httpx.AsyncClient(timeout=timeout)
-        self._valid_until: OrderedDict[str, float] = OrderedDict()
-        self._checking: dict[str, asyncio.Future[None]] = {}
+        self._valid_until: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
+        self._checking: dict[str, asyncio.Future[Identity]] = {}
         self.iam_calls = 0
 
-    async def check(self, token: str) -> None:
-        """Returns if the token grants `KernelAccess`; raises HttpError(403 or 500) otherwise."""
+    async def check(self, token: str) -> Identity:
+        """The caller if the token grants `KernelAccess`; raises HttpError(403 or 500) otherwise."""
         key = hashlib.sha256(token.encode()).hexdigest()
         now = time.monotonic()
-        until = self._valid_until.get(key)
-        if until is not None:
+        cached = self._valid_until.get(key)
+        if cached is not None:
+            until, identity = cached
             if until > now:
-                return
+                return identity
             del self._valid_until[key]
         while (pending := self._checking.get(key)) is not None:
             try:
@@ -94,17 +100,17 @@ class Authenticator:
                 if not pending.cancelled():
                     raise  # this request itself was cancelled
                 # the request that was asking went away: ask ourselves
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Identity] = asyncio.get_running_loop().create_future()
         self._checking[key] = future
         try:
-            await self._ask_iam(token)
+            identity = await self._ask_iam(token)
         except HttpError as e:
             future.set_exception(e)
             raise
         else:
-            future.set_result(None)
+            future.set_result(identity)
             if self.cache_ttl > 0:
-                self._valid_until[key] = time.monotonic() + self.cache_ttl
+                self._valid_until[key] = (time.monotonic() + self.cache_ttl, identity)
                 while len(self._valid_until) > CACHE_ENTRIES:
                     self._valid_until.popitem(last=False)
         finally:
@@ -113,8 +119,9 @@ class Authenticator:
                 future.cancel()
             elif not future.cancelled():
                 future.exception()  # retrieved here so an unobserved failure is not reported
+        return identity
 
-    async def _ask_iam(self, token: str) -> None:
+    async def _ask_iam(self, token: str) -> Identity:
         self.iam_calls += 1
         try:
             response = await self._client.post(
@@ -131,12 +138,15 @@ class Authenticator:
             log.warning("authorization service answered %d", response.status_code)
             raise HttpError(500, UNAVAILABLE_TEXT)
         try:
-            granted = response.json().get("permissions")
+            answer = response.json()
+            granted = answer.get("permissions")
         except (ValueError, AttributeError):
             log.warning("authorization service answered with an unexpected body")
             raise HttpError(500, UNAVAILABLE_TEXT) from None
         if granted != PERMISSIONS:
             raise HttpError(403, INVALID_TEXT)
+        sub, email = answer.get("sub"), answer.get("email")
+        return (sub if isinstance(sub, str) else None, email if isinstance(email, str) else None)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -156,7 +166,7 @@ class Authentication:
             if token is None:
                 raise HttpError(401, MISSING_TEXT)
             with telemetry.span("check_permissions"):  # engine-spec §6.1
-                await self.authenticator.check(token)
+                audit.identify(*await self.authenticator.check(token))
         await self.app(scope, receive, send)
 
 

@@ -26,6 +26,7 @@ log = logging.getLogger("skill_engine.skill")
 
 TIMEOUT_MESSAGE = "Maximum skill execution time reached."
 MEMORY_MESSAGE = "Maximum skill memory reached."
+CPU_MESSAGE = "Maximum skill CPU time reached."
 CANCELLED_MESSAGE = "The invocation was cancelled."
 
 
@@ -41,8 +42,15 @@ class Invocation:
         timeout: float,
         log_limit: int = 64 * 1024,
         csi_allowed: bool = True,
+        cpu_limit: float | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         self.loop = loop
+        self.memory_limit = memory_limit
+        """Linear memory the guest may use; None: the runtime's global limit."""
+        self.cpu_limit = cpu_limit
+        """CPU seconds the guest's thread may use (`cpu-time`); waiting on host calls uses none."""
+        self._cpu_start: float | None = None
         self.csi_allowed = csi_allowed
         self.ctx = ctx
         self.started = False
@@ -67,6 +75,14 @@ class Invocation:
         self._next_rep = 1
 
     # -- called from the guest thread -----------------------------------------------------------------
+
+    def start_cpu_clock(self) -> None:
+        """Called on the guest's thread before it enters wasm: CPU time is that thread's."""
+        self._cpu_start = time.thread_time()
+
+    def cpu_used(self) -> float:
+        """CPU seconds of the guest's thread so far; only meaningful on that thread."""
+        return 0.0 if self._cpu_start is None else time.thread_time() - self._cpu_start
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -129,8 +145,12 @@ class Invocation:
 
     def epoch_check(self) -> str | None:
         """Called by wasmtime at epoch deadlines: None lets a busy guest continue, a message traps it."""
-        if self.stop_reason is None and time.monotonic() >= self.deadline:
-            self.stop_reason = TIMEOUT_MESSAGE
+        if self.stop_reason is None:
+            if time.monotonic() >= self.deadline:
+                self.stop_reason = TIMEOUT_MESSAGE
+            # wasmtime runs this callback on the thread executing the guest, so thread_time is its CPU.
+            elif self.cpu_limit is not None and self.cpu_used() >= self.cpu_limit:
+                self.stop_reason = CPU_MESSAGE
         return self.stop_reason
 
     # -- called from any thread ----------------------------------------------------------------------

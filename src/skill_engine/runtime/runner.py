@@ -22,19 +22,24 @@ import wasmtime
 from wasmtime.component import Component, ExportIndex, Linker, ResourceHost, Variant
 
 from skill_engine.csi import Csi, CsiContext
-from skill_engine.csi.errors import CsiError
+from skill_engine.csi.errors import CsiError, CsiRefusal
 from skill_engine.errors import (
     CsiUseFromMetadata,
     ExecutionError,
     InvalidInput,
+    Refused,
     RuntimeFailure,
     SkillLoadError,
     UserCodeError,
 )
+from skill_engine.governance import audit
 from skill_engine.metadata import SkillKind, SkillMetadata
 from skill_engine.runtime import bindings, wasmtime_fixes, worlds
 from skill_engine.runtime.admission import Admission
-from skill_engine.runtime.bindings import CsiUseOutsideRun, v0_2, v0_3, v0_4
+from skill_engine.runtime.bindings import STREAM_OUTPUT_TYPE, CsiUseOutsideRun, v0_4
+from skill_engine.runtime.bindings.v0_2 import Host02
+from skill_engine.runtime.bindings.v0_3 import Host03
+from skill_engine.runtime.bindings.v0_4 import Host04
 from skill_engine.runtime.engine import CHECK_TICKS, WasmEngine
 from skill_engine.runtime.invocation import (
     CANCELLED_MESSAGE,
@@ -50,6 +55,15 @@ _GRACE = 0.1
 _LINK_CHECK_TICKS = 500
 """Epoch ticks (5 s) a load-time instantiation may take (it runs no export, only start functions)."""
 """Seconds past the deadline before the caller stops waiting for a guest that is blocked in WASI."""
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """A namespace's `[namespaces.<ns>.limits]` for one invocation; None falls back to the global one."""
+
+    timeout: float | None = None
+    memory: int | None = None
+    cpu_time: float | None = None
 
 
 @dataclass(frozen=True)
@@ -117,13 +131,17 @@ class WasmRuntime:
         # Built once and never changed: instantiating while a linker is being modified fails.
         self.linker = Linker(self.engine)
         self.linker.add_wasip2()
-        v0_2.register(self.linker, csi)
-        v0_3.register(self.linker, csi)
-        v0_4.register(self.linker, csi, v0_4.SEMVER)
+        host03 = Host03(csi)
+        lines: list[Host02 | Host03 | Host04] = [Host02(host03), host03, Host04(csi, host03)]
         if alpha:
-            v0_4.register(self.linker, csi, v0_4.SEMVER_ALPHA)
+            lines.append(Host04(csi, host03, v0_4.SEMVER_ALPHA))
+        for host in lines:
+            host.bind(self.linker)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="skill")
         self.in_flight: set[Invocation] = set()
+        self.namespace_limits: dict[str, RunLimits] = {}
+        self.on_cpu: Callable[[str, float], None] = lambda _namespace, _seconds: None
+        """Hears the CPU seconds of every finished invocation (per-namespace metrics)."""
 
     def stop_all(self, reason: str) -> None:
         """Stops every running invocation (shutdown): busy guests trap, pending host calls are cancelled."""
@@ -174,7 +192,7 @@ class WasmRuntime:
         """Runs a message-stream skill; each item it writes (and each tool event) is put on `stream`."""
 
         def call(inv: Invocation) -> Any:
-            output = ResourceHost.own(inv.add_resource("stream-output"), v0_3.STREAM_OUTPUT_TYPE)
+            output = ResourceHost.own(inv.add_resource("stream-output"), STREAM_OUTPUT_TYPE)
             return self._call(skill, inv, skill.run_index, input, output)
 
         result = await self._execute(ctx, call, stream=stream)
@@ -199,8 +217,17 @@ class WasmRuntime:
         stream: asyncio.Queue[Any] | None = None,
     ) -> Any:
         loop = asyncio.get_running_loop()
+        limits = self.namespace_limits.get(ctx.namespace, RunLimits())
+        timeout = limits.timeout if limits.timeout is not None else self.timeout
         await self.admission.acquire(ctx.namespace)
-        invocation = Invocation(loop, ctx, self.timeout, csi_allowed=csi_allowed)
+        invocation = Invocation(
+            loop,
+            ctx,
+            timeout,
+            csi_allowed=csi_allowed,
+            cpu_limit=limits.cpu_time,
+            memory_limit=limits.memory,
+        )
         invocation.stream = stream
         self.in_flight.add(invocation)
         try:
@@ -223,7 +250,7 @@ class WasmRuntime:
         future.add_done_callback(_consume_outcome)
         try:
             # A guest blocked in WASI cannot be interrupted; answer at the deadline (or when stopped).
-            return await _outcome(future, invocation, self.timeout + _GRACE)
+            return await _outcome(future, invocation, timeout + _GRACE)
         except TimeoutError:
             invocation.stop(TIMEOUT_MESSAGE)
             log.warning("invocation abandoned at its deadline", extra={"skill": _label(ctx)})
@@ -236,12 +263,17 @@ class WasmRuntime:
     def _guarded(self, invocation: Invocation, call: Callable[[Invocation], Any]) -> Any:
         """Runs on a worker thread: every failure becomes an ExecutionError for this invocation only."""
         invocation.started = True
+        invocation.start_cpu_clock()
         try:
             return call(invocation)
         except ExecutionError:
             raise
         except Exception as e:
             raise _runtime_failure(e, invocation) from None
+        finally:
+            cpu = invocation.cpu_used()
+            audit.ran(cpu_seconds=cpu)
+            self.on_cpu(invocation.ctx.namespace, cpu)
 
     def _call(self, skill: LoadedSkill, invocation: Invocation, index: ExportIndex, *args: Any) -> Any:
         store = wasmtime.Store(self.engine)
@@ -249,7 +281,7 @@ class WasmRuntime:
         wasi.stdout_custom = lambda data: invocation.capture("stdout", data)
         wasi.stderr_custom = lambda data: invocation.capture("stderr", data)
         store.set_wasi(wasi)
-        store.set_limits(memory_size=self.memory_limit)
+        store.set_limits(memory_size=invocation.memory_limit or self.memory_limit)
         keepalive = wasmtime_fixes.set_epoch_deadline_callback(store, invocation.epoch_check, CHECK_TICKS)
         store.set_epoch_deadline(CHECK_TICKS)
         bindings.bind_invocation(invocation)
@@ -303,6 +335,9 @@ def _runtime_failure(error: Exception, invocation: Invocation) -> ExecutionError
         return CsiUseFromMetadata()
     if invocation.stop_reason is not None:
         return RuntimeFailure(invocation.stop_reason)
+    if isinstance(invocation.csi_error, CsiRefusal):
+        refusal = invocation.csi_error
+        return Refused(refusal.text, refusal.status, refusal.headers, refusal.kind)
     if invocation.csi_error is not None:
         return RuntimeFailure(str(invocation.csi_error))
     if isinstance(error, CsiError | InvocationStopped):

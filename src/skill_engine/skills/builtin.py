@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from skill_engine.csi import Csi, CsiContext
-from skill_engine.csi.errors import CsiError
+from skill_engine.csi.errors import CsiError, CsiRefusal
 from skill_engine.csi.tool_names import TEST_BETA
 from skill_engine.csi.types import (
     ChatAppend,
@@ -23,7 +23,7 @@ from skill_engine.csi.types import (
     ToolArgument,
     ToolOutput,
 )
-from skill_engine.errors import ExecutionError, IsMessageStream, RuntimeFailure, UserCodeError
+from skill_engine.errors import ExecutionError, IsMessageStream, Refused, RuntimeFailure, UserCodeError
 from skill_engine.metadata import SkillKind, SkillMetadata
 from skill_engine.streaming import (
     MessageAppend,
@@ -91,6 +91,8 @@ async def forward_chat_stream(csi: Csi, request: ChatRequest, ctx: CsiContext, e
     """Streams the model's answer as messages; an inference failure ends the stream as a runtime error."""
     try:
         stream = await csi.inference.chat_stream(request, ctx)
+    except CsiRefusal as e:  # a namespace policy or token budget (docs/governance.md)
+        raise Refused(e.text, e.status, e.headers, e.kind) from None
     except CsiError as e:
         raise RuntimeFailure(str(e)) from None
     try:

@@ -12,13 +12,20 @@ serving.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skill_engine.csi.tool_names import NATIVE_TOOL_NAMES
+from skill_engine.csi.tool_names import KNOWN_NATIVE_TOOLS
 from skill_engine.skills.names import InvalidName, check_name, check_tag
+
+log = logging.getLogger("skill_engine.namespaces")
+
+OPERATOR_ONLY = ("policy", "limits")
+"""Keys a team's namespace file must not set: they belong to the operator (docs/governance.md)."""
+_warned: set[int] = set()
 
 
 @dataclass(frozen=True)
@@ -123,8 +130,8 @@ def parse_entries(entries: Sequence[Any]) -> tuple[tuple[SkillEntry, ...], tuple
 def parse_native_tools(value: Any) -> tuple[str, ...]:
     names = _strings(value, "native-tools")
     for name in names:
-        if name not in NATIVE_TOOL_NAMES:
-            expected = ", ".join(f"`{n}`" for n in NATIVE_TOOL_NAMES)
+        if name not in KNOWN_NATIVE_TOOLS:
+            expected = ", ".join(f"`{n}`" for n in KNOWN_NATIVE_TOOLS)
             raise InvalidDescription(f"unknown native tool `{name}`, expected one of {expected}")
     return names
 
@@ -139,6 +146,17 @@ def parse_description(text: str) -> NamespaceDescription:
         raise InvalidDescription("missing field `skills`")
     if not isinstance(data["skills"], list):
         raise InvalidDescription("`skills` must be an array")
+    ignored = [key for key in OPERATOR_ONLY if key in data]
+    if ignored and hash(text) not in _warned:  # once per file content, not at every watcher pass
+        if len(_warned) > 1000:
+            _warned.clear()
+        _warned.add(hash(text))
+        for key in ignored:
+            log.warning(
+                "ignoring `%s` in a namespace file: %s set in the engine's configuration only",
+                key,
+                "policies are" if key == "policy" else "limits are",
+            )
     skills, refused = parse_entries(data["skills"])
     return NamespaceDescription(
         skills=skills,

@@ -131,6 +131,47 @@ class Metrics:
             ["namespace", "name", "model", "type"],
             registry=r,
         )
+        # Per namespace (docs/governance.md); label values only from configured namespaces.
+        self.namespaces: frozenset[str] = frozenset()
+        self.namespace_in_flight = Gauge(
+            "kernel_namespace_invocations_in_flight",
+            "Skill invocations of the namespace admitted and not yet finished.",
+            ["namespace"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.namespace_queued = Gauge(
+            "kernel_namespace_invocations_queued",
+            "Skill invocations of the namespace waiting for admission.",
+            ["namespace"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.namespace_rejected = Counter(
+            "kernel_namespace_rejected_total",
+            "Skill invocations of the namespace turned away by admission (429).",
+            ["namespace"],
+            registry=r,
+        )
+        self.namespace_cpu = Counter(
+            "kernel_namespace_cpu_seconds_total",
+            "CPU seconds used by the namespace's skills on their worker threads.",
+            ["namespace"],
+            registry=r,
+        )
+        self.namespace_tokens = Counter(
+            "kernel_namespace_tokens_total",
+            "Inference tokens (prompt and completion) used by the namespace, skills and CSI over HTTP.",
+            ["namespace"],
+            registry=r,
+        )
+        self.namespace_denials = Counter(
+            "kernel_namespace_denials_total",
+            "CSI calls of the namespace refused by its policy (model, collection, MCP server, tool) or its "
+            "token budget (tokens).",
+            ["namespace", "kind"],
+            registry=r,
+        )
         self.refused_skills = Gauge(
             "kernel_namespace_refused_skills",
             "Entries of a namespace's description not served because their name or tag is not allowed.",
@@ -171,6 +212,32 @@ class Metrics:
         namespace, name = skill
         self.tokens.labels(namespace, name, model, "input").inc(input)
         self.tokens.labels(namespace, name, model, "output").inc(output)
+
+    def _known(self, namespace: str | None) -> bool:
+        return namespace is not None and namespace in self.namespaces
+
+    def namespace_load(self, namespace: str, running: int, queued: int) -> None:
+        if self._known(namespace):
+            self.namespace_in_flight.labels(namespace).set(running)
+            self.namespace_queued.labels(namespace).set(queued)
+
+    def namespace_rejection(self, namespace: str) -> None:
+        if self._known(namespace):
+            self.namespace_rejected.labels(namespace).inc()
+
+    def namespace_cpu_seconds(self, namespace: str, seconds: float) -> None:
+        if self._known(namespace) and seconds > 0:
+            self.namespace_cpu.labels(namespace).inc(seconds)
+
+    def namespace_token_usage(self, namespace: str | None, tokens: int) -> None:
+        if self._known(namespace) and tokens > 0:
+            assert namespace is not None
+            self.namespace_tokens.labels(namespace).inc(tokens)
+
+    def namespace_denial(self, namespace: str | None, kind: str) -> None:
+        if self._known(namespace):
+            assert namespace is not None
+            self.namespace_denials.labels(namespace, kind).inc()
 
     def compiled(self, label: str, seconds: float) -> None:
         namespace, _, name = label.partition("/")
