@@ -3,7 +3,8 @@
 The baseline is what teams do today: the function behind a plain FastAPI app on uvicorn. Both servers run
 as separate processes on loopback and are driven by the same client, at concurrency 1 and 16.
 
-    .venv/bin/python -m bench.overhead [--requests 400]
+    .venv/bin/python -m bench.overhead [--requests 400] [--workers 1,2]
+    .venv/bin/python -m bench.overhead --short      # the smoke run of `make test`
 
 With `--tracing` it compares the engine with tracing off and on instead (every request sampled and
 exported over OTLP/HTTP to a loopback receiver that discards the spans).
@@ -144,6 +145,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its descendants (the supervisor and its workers)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            total += cpu_seconds(current)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def span_cost(requests: int = 5000) -> dict[str, float]:
     """CPU µs per request of what tracing adds to an echo `/run` (extract, server span, response header,
     skill_execution span), measured in-process with process time so other load on the machine barely
@@ -224,6 +240,8 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--tracing", action="store_true", help="compare tracing off and on")
+    parser.add_argument("--workers", default="1,2", help="engine WORKERS values to measure")
+    parser.add_argument("--short", action="store_true", help="30 requests, WORKERS=1 (a smoke run)")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="skill-engine-bench-"))
@@ -239,34 +257,46 @@ def main() -> None:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         return
-    engine = EngineProcess(workdir, env).start()
+    requests = 30 if args.short else args.requests
+    worker_counts = [1] if args.short else [int(w) for w in args.workers.split(",")]
     native, native_url = start_native(workdir)
-    engine_url = f"{engine.url}/v1/skills/bench/probe/run"
-    httpx.post(engine_url, json=BODY, timeout=300).raise_for_status()  # compile/load outside the timing
+    rows = []
     try:
-        rows = []
-        for concurrency in (1, 16):
-            native_result = asyncio.run(drive(native_url, concurrency, args.requests))
-            engine_result = asyncio.run(drive(engine_url, concurrency, args.requests))
-            rows.append((concurrency, engine_result, native_result))
+        natives = {c: asyncio.run(drive(native_url, c, requests)) for c in (1, 16)}
+        for workers in worker_counts:
+            engine = EngineProcess(workdir / f"workers-{workers}", {**env, "WORKERS": str(workers)}).start(
+                120
+            )
+            engine_url = f"{engine.url}/v1/skills/bench/probe/run"
+            try:
+                for _ in range(workers * 4):  # compile/load in every worker outside the timing
+                    httpx.post(engine_url, json=BODY, timeout=600).raise_for_status()
+                assert engine.process is not None
+                for concurrency in (1, 16):
+                    before = tree_cpu_seconds(engine.process.pid)
+                    engine_result = asyncio.run(drive(engine_url, concurrency, requests))
+                    cpu_ms = (tree_cpu_seconds(engine.process.pid) - before) * 1000 / (requests + 20)
+                    rows.append((workers, concurrency, engine_result, natives[concurrency], cpu_ms))
+            finally:
+                engine.stop()
     finally:
-        engine.stop()
         native.terminate()
         native.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"{args.requests} requests per cell, echo skill vs native FastAPI on uvicorn (loopback)\n")
+    print(f"{requests} requests per cell, echo skill vs native FastAPI on uvicorn (one process, loopback)\n")
     print(
-        "| concurrency | engine req/s | native req/s | ratio | engine p50 ms | native p50 ms | added p50 ms "
-        "| engine p99 ms | native p99 ms |"
+        "| WORKERS | concurrency | engine req/s | native req/s | ratio | engine p50 ms | native p50 ms "
+        "| added p50 ms | engine p99 ms | native p99 ms | engine CPU ms/request |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
-    for concurrency, e, n in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for workers, concurrency, e, n, cpu_ms in rows:
         print(
-            f"| {concurrency} | {e.requests_per_second:.0f} | {n.requests_per_second:.0f} | "
+            f"| {workers} | {concurrency} | {e.requests_per_second:.0f} | {n.requests_per_second:.0f} | "
             f"{e.requests_per_second / n.requests_per_second:.2f}x | {e.p50_ms:.2f} | {n.p50_ms:.2f} | "
-            f"{e.p50_ms - n.p50_ms:.2f} | {e.p99_ms:.2f} | {n.p99_ms:.2f} |"
+            f"{e.p50_ms - n.p50_ms:.2f} | {e.p99_ms:.2f} | {n.p99_ms:.2f} | {cpu_ms:.2f} |"
         )
+    print("\nratio = engine req/s / native req/s in the same run (goals: >= 0.5x at 1, >= 0.7x at 16)")
 
 
 if __name__ == "__main__":

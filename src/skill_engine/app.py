@@ -21,6 +21,7 @@ from skill_engine.api.docs import DocsRoutes
 from skill_engine.api.documents import DocumentRoutes
 from skill_engine.api.errors import EXCEPTION_HANDLERS
 from skill_engine.api.evaluations import EvaluationRoutes
+from skill_engine.api.mcp_server import McpEndpoint
 from skill_engine.api.readiness import Readiness
 from skill_engine.api.routes import SkillRoutes
 from skill_engine.api.wit import serve_skill_wit
@@ -38,6 +39,7 @@ from skill_engine.csi.inference import Inference, NoInference
 from skill_engine.csi.inference.aleph_alpha import AlephAlphaInference
 from skill_engine.csi.inference.openai import OpenAIInference
 from skill_engine.csi.mcp import McpServers, McpSettings
+from skill_engine.csi.tool_names import EXECUTE_PYTHON
 from skill_engine.csi.tools import Tools
 from skill_engine.evaluation.invoker import SkillInvoker
 from skill_engine.evaluation.runner import Evaluations
@@ -53,6 +55,8 @@ from skill_engine.runtime.admission import Admission, Share
 from skill_engine.runtime.budget import ByteBudget
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.runner import RunLimits, WasmRuntime
+from skill_engine.sandbox.executor import CodeSandbox, Limits
+from skill_engine.sandbox.tool import execute_python
 from skill_engine.skills.builtin import builtin
 from skill_engine.skills.namespaces import NamespaceWatcher
 from skill_engine.skills.store import SkillStore
@@ -112,6 +116,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._started = False
         self.telemetry = Telemetry.from_settings(settings)
         fanout.configure(settings.csi_batch_concurrency, settings.csi_concurrency)
         inference = make_inference(settings)
@@ -202,8 +207,22 @@ class Engine:
             settings.namespace_update_interval,
             int(settings.max_skill_size),
         )
+        # `execute_python` (docs/agents.md): built and loaded in the background once a namespace enables it.
+        self.sandbox = CodeSandbox(
+            self.runtime.engine,
+            self.csi.tools,
+            self.compiler,
+            cache_directory(settings) / "sandbox",
+            Limits(
+                timeout=settings.code_execution_timeout,
+                memory=int(settings.code_execution_memory),
+                output=settings.code_execution_output_limit,
+                concurrency=settings.code_execution_concurrency,
+            ),
+        )
+        self.csi.tools.provide_native(execute_python(self.sandbox))
         # Native tools and MCP servers follow each namespace's description, live (docs/deployment.md).
-        self.watcher.on_native_tools(self.csi.tools.set_native_tools)
+        self.watcher.on_native_tools(self._native_tools_changed)
         namespaces = settings.effective_namespaces()
         self.watcher.on_mcp_servers(
             lambda name, urls: self.csi.tools.set_mcp_servers(name, urls, namespaces[name].mcp_forward_token)
@@ -224,9 +243,17 @@ class Engine:
     def knows_skill(self, namespace: str, name: str) -> bool:
         return builtin(namespace, name) is not None or f"{namespace}/{name}" in self.store.skill_paths()
 
+    def _native_tools_changed(self, namespace: str, names: tuple[str, ...]) -> None:
+        self.csi.tools.set_native_tools(namespace, names)
+        if EXECUTE_PYTHON in names and self._started:
+            self.sandbox.prepare()
+
     async def start(self) -> None:
         self.telemetry.metrics.serve(self.settings.metrics_address)
         await self.watcher.run_pass()  # the port opens only after the first pass
+        self._started = True
+        if self.csi.tools.enabled_anywhere(EXECUTE_PYTHON):
+            self.sandbox.prepare()  # in the background: the first call need not wait for the build
         await self.evaluations.start()
         self._watching = asyncio.create_task(self.watcher.run_forever())
         self._revalidating = asyncio.create_task(
@@ -248,6 +275,7 @@ class Engine:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.watcher.aclose()
+        await self.sandbox.close()
         await self.csi.aclose()
         self.telemetry.shutdown()
         if self._otlp_audit is not None:
@@ -274,13 +302,15 @@ def create_app(settings: Settings) -> Starlette:
         int(settings.evaluations.max_dataset_bytes),
         settings.evaluations.max_examples,
     )
+    mcp_endpoint = McpEndpoint(engine.store, engine.runtime, engine.csi, engine.telemetry)
     readiness = Readiness()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
         try:
-            yield
+            async with mcp_endpoint.running():
+                yield
         finally:
             await engine.stop()
 
@@ -304,6 +334,7 @@ def create_app(settings: Settings) -> Starlette:
                 *evaluations.routes(),
                 *CsiRoutes(engine.csi).routes(),
                 Route("/v1/mcp_servers/{namespace}", deployment.mcp_servers, methods=["GET"]),
+                *mcp_endpoint.routes(),
                 Route("/cached_skills", deployment.cached_skills, methods=["GET"]),
                 Route("/cached_skills/{namespace}/{name}", deployment.drop_cached_skill, methods=["DELETE"]),
                 *console.routes(),

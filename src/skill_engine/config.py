@@ -353,6 +353,12 @@ class Settings(BaseSettings):
     csi_concurrency: int = Field(default=256, ge=1)
     console_executions: int = Field(default=100, ge=0)
     """Executions (with their spans and log lines) the console keeps in memory; 0 records none."""
+    # Code execution (docs/agents.md): the `execute_python` native tool's sandbox, per call.
+    code_execution_timeout: Duration = 10.0
+    code_execution_memory: ByteSize = ByteSize(256 * 1024 * 1024)
+    code_execution_output_limit: int = Field(default=64 * 1024, ge=0)
+    """Characters of stdout and of stderr each that a program's outcome keeps."""
+    code_execution_concurrency: int = Field(default=4, ge=1)
 
     @classmethod
     def settings_customise_sources(
@@ -398,7 +404,7 @@ class Settings(BaseSettings):
             raise ValueError("must be `text` or `json`")
         return value.lower()
 
-    @field_validator("skill_memory_limit")
+    @field_validator("skill_memory_limit", "code_execution_memory")
     @classmethod
     def _enough_memory(cls, value: ByteSize) -> ByteSize:
         if value < MIN_SKILL_MEMORY:
@@ -439,8 +445,15 @@ class Settings(BaseSettings):
         return host.strip("[]"), int(port)
 
 
-CONCURRENCY_MEMORY = 256 * 1024 * 1024
-"""Memory budgeted per concurrent invocation for the default cap (a Python skill uses 20–60 MiB)."""
+CONCURRENCY_MEMORY = 8 * 1024 * 1024
+"""Memory budgeted per concurrent invocation for the default cap. Measured (bench/concurrency.py): an SDK
+Python skill waiting on inference costs ~2 MiB of private memory (PSS), its untouched memory image is
+shared copy-on-write with the compiled artifact; 8 MiB leaves room for skills that allocate more."""
+CONCURRENCY_SHARE = 0.5
+"""Share of the memory limit the default cap may spend on in-flight invocations (the rest: cached
+skills, the process, bursts)."""
+CONCURRENCY_MAX = 2048
+"""Upper bound of the default: one thread each; beyond that, add workers or engines."""
 
 
 def memory_available() -> int | None:
@@ -490,11 +503,11 @@ def _cgroup_cpu_quota() -> float | None:
 
 
 def default_concurrency() -> int:
-    """MAX_CONCURRENT_SKILLS when unset: 256 MiB of memory per invocation, between 4 and 64."""
+    """MAX_CONCURRENT_SKILLS when unset: half the memory at 8 MiB per invocation, between 4 and 2048."""
     memory = memory_available()
     if memory is None:
         return 64
-    return max(4, min(64, memory // CONCURRENCY_MEMORY))
+    return max(4, min(CONCURRENCY_MAX, int(memory * CONCURRENCY_SHARE) // CONCURRENCY_MEMORY))
 
 
 class ConfigError(Exception):

@@ -37,11 +37,8 @@ def remote_engine(
     tmp_path_factory: pytest.TempPathFactory, index: tuple[DocumentIndexServer, str]
 ) -> Iterator[EngineProcess]:
     workdir = tmp_path_factory.mktemp("engine-csi-documents-remote")
-    engine = EngineProcess(workdir, {"DOCUMENT_INDEX_URL": index[1], "DOCUMENTS__ADMIN_TOKEN": ADMIN}).start()
-    try:
+    with EngineProcess(workdir, {"DOCUMENT_INDEX_URL": index[1], "DOCUMENTS__ADMIN_TOKEN": ADMIN}) as engine:
         yield engine
-    finally:
-        engine.stop()
 
 
 @pytest.fixture(scope="module")

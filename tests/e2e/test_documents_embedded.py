@@ -46,11 +46,8 @@ def engine(
             "OPENAI_INFERENCE__TOKEN": "backend-token",
         },
     )
-    process.start()
-    try:
+    with process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -49,11 +49,8 @@ def engine(
         {"docs-rag": docs_rag_wasm},
         {"DOCUMENT_INDEX_URL": index[1], "WASMTIME_CACHE_DIR": str(compiled_cache)},
     )
-    process.start()
-    try:
+    with process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def engine(
             "MCP_REFRESH_INTERVAL": "1s",
         },
     )
-    process = EngineProcess(workdir, env).start()
+    process = EngineProcess(workdir, env).start(timeout=180)  # MCP listings first; slow when busy
     try:
         # The first call compiles the skills (minutes on a busy machine): do it with a generous timeout.
         for skill in ("mcp_user", "streamer"):

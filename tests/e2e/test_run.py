@@ -55,11 +55,8 @@ def engine(
         },
     )
     (workdir / "skills" / "README.md").write_text("not a skill")
-    process.start()
-    try:
+    with process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +282,7 @@ def test_backend_failure_is_a_runtime_error_with_the_drivers_message(client: htt
 def test_unknown_model(client: httpx.Client) -> None:
     response = run(client, {"mode": "chat", "text": "x", "model": "unknown-model"})
     assert response.status_code == 503
-    assert "The Skill tried to access a model that was not found." in response.text
+    assert response.text == SERVER_ERROR_PREFIX + "The Skill tried to access a model that was not found."
 
 
 def test_explain_is_not_supported_on_the_openai_backend(client: httpx.Client) -> None:

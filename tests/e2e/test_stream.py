@@ -40,7 +40,7 @@ def engine(
     openai: tuple[OpenAIServer, str],
 ) -> Iterator[EngineProcess]:
     _, url = openai
-    process = engine_with_skills(
+    with engine_with_skills(
         tmp_path_factory.mktemp("engine-stream"),
         {"probe": probe_wasm, "streamer": streamer_wasm},
         {
@@ -49,11 +49,8 @@ def engine(
             "OPENAI_INFERENCE__TOKEN": "tok",
             "WASMTIME_CACHE_DIR": str(compiled_cache),
         },
-    ).start()
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

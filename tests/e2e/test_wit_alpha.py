@@ -11,20 +11,21 @@ import pytest
 
 from tests.e2e.test_run import USER_CODE_PREFIX
 from tests.e2e.test_stream import parse_sse
-from tests.support.engine import engine_with_skills
+from tests.e2e.test_wit_versions import csi_requests
+from tests.support.engine import EngineProcess, engine_with_skills
 from tests.support.openai_server import OpenAIServer
 from tests.support.skills import WIT, build_raw_skill, unstable_copy
 
 
 @pytest.fixture(scope="module")
-def client(
+def engine(
     tmp_path_factory: pytest.TempPathFactory, compiled_cache: Path, openai: tuple[OpenAIServer, str]
-) -> Iterator[httpx.Client]:
+) -> Iterator[EngineProcess]:
     wit = unstable_copy(WIT / "skill@0.4", "0.5.0", "alpha")
     v0_5 = build_raw_skill("wit_v0_4", wit, "skill", "alpha")
     v0_5_stream = build_raw_skill("wit_v0_4_stream", wit, "message-stream-skill", "alpha")
     _, url = openai
-    process = engine_with_skills(
+    with engine_with_skills(
         tmp_path_factory.mktemp("engine-alpha"),
         {"v05": v0_5, "v05-stream": v0_5_stream},
         {
@@ -33,12 +34,14 @@ def client(
             "OPENAI_INFERENCE__TOKEN": "tok",
             "WASMTIME_CACHE_DIR": str(compiled_cache),
         },
-    ).start()
-    try:
-        with httpx.Client(base_url=process.url, timeout=180) as client:
-            yield client
-    finally:
-        process.stop()
+    ) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def client(engine: EngineProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=engine.url, timeout=180) as client:
+        yield client
 
 
 def test_v0_5_runs_as_0_4(client: httpx.Client) -> None:
@@ -94,3 +97,14 @@ def test_v0_5_stream_metadata_and_errors(client: httpx.Client) -> None:
         client.post("/v1/skills/my-team/v05-stream/message-stream", json={"mode": "internal"}).content
     )
     assert events == [("error", {"message": USER_CODE_PREFIX + "the 0.4 stream failed"})]
+
+
+def test_v0_5_chat_and_chat_stream_are_counted(engine: EngineProcess, client: httpx.Client) -> None:
+    chats, streams = csi_requests(engine, "chat"), csi_requests(engine, "chat_stream")
+    response = client.post("/v1/skills/my-team/v05/run", json={"mode": "chat", "text": "q"})
+    assert response.status_code == 200, response.text
+    body = {"mode": "chat_stream", "model": "thinker", "text": "q"}
+    response = client.post("/v1/skills/my-team/v05-stream/message-stream", json=body)
+    assert response.status_code == 200
+    assert parse_sse(response.content)[-1] == ("message", {"type": "end", "payload": {"finish": "stop"}})
+    assert (csi_requests(engine, "chat") - chats, csi_requests(engine, "chat_stream") - streams) == (1, 1)

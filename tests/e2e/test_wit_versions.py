@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import wasmtime
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_run import SERVER_ERROR_PREFIX, USER_CODE_PREFIX
 from tests.e2e.test_stream import parse_sse
@@ -83,11 +84,8 @@ def engine(
     (directory / "no-skill.wasm").write_bytes(wat_component("acme:tools/handler@1.0.0"))
     http_import = '(import "wasi:http/outgoing-handler@0.2.0" (instance (export "handle" (func))))'
     (directory / "http.wasm").write_bytes(wat_component("pharia:skill/skill-handler@0.2.0", http_import))
-    process.start()
-    try:
+    with process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -453,3 +451,43 @@ def test_imports_the_host_does_not_provide(client: httpx.Client) -> None:
     assert response.status_code == 503
     assert response.text.startswith(LOAD_ERROR + "Failed to pre-instantiate the component: ")
     assert "wasi:http/outgoing-handler@0.2.0" in response.text
+
+
+# -- kernel_csi_requests_total on every line --------------------------------------------------------
+
+
+def csi_requests(engine: EngineProcess, function: str) -> float:
+    text = httpx.get(engine.metrics_url, timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "kernel_csi_requests_total" and sample.labels.get("function") == function:
+                return sample.value
+    return 0.0
+
+
+@pytest.mark.parametrize(
+    ("skill", "body", "function", "counted"),
+    [
+        ("v02", {"mode": "chat", "model": "m-count", "text": "hi"}, "chat", 1),
+        ("v02", {"mode": "complete", "model": "m-count", "prompts": ["a", "b", "c"]}, "complete", 3),
+        ("v02", {"mode": "chunk", "model": "m-count", "text": "one two three four"}, "chunk", 1),
+        ("v04", {"mode": "chat", "text": "hi"}, "chat", 1),
+        ("v04", {"mode": "complete", "text": "a"}, "complete", 1),
+        ("v04", {"mode": "chunk", "text": "one two three four"}, "chunk", 2),  # chunk + chunk-with-offsets
+        ("v04", {"mode": "language", "text": "Das ist ein kleines Haus"}, "select_language", 1),
+    ],
+)
+def test_every_wit_line_counts_its_csi_requests(
+    engine: EngineProcess, client: httpx.Client, skill: str, body: Any, function: str, counted: int
+) -> None:
+    before = csi_requests(engine, function)
+    response = run(client, skill, body)
+    assert response.status_code == 200, response.text
+    assert csi_requests(engine, function) - before == counted
+
+
+def test_v0_4_chat_stream_is_counted_once(engine: EngineProcess, client: httpx.Client) -> None:
+    before = csi_requests(engine, "chat_stream")
+    events = stream(client, "v04-stream", {"mode": "chat_stream", "model": "thinker", "text": "q"})
+    assert events[-1] == ("message", {"type": "end", "payload": {"finish": "stop"}})
+    assert csi_requests(engine, "chat_stream") - before == 1

@@ -46,7 +46,7 @@ def engine(
     compiled_cache: Path,
     backend: tuple[FaultyBackend, str],
 ) -> Iterator[EngineProcess]:
-    process = engine_with_skills(
+    with engine_with_skills(
         tmp_path_factory.mktemp("faults"),
         {"probe": probe_wasm, "streamer": streamer_wasm},
         {
@@ -55,11 +55,8 @@ def engine(
             "OPENAI_INFERENCE__TOKEN": "backend-token",
             "SKILL_TIMEOUT": f"{TIMEOUT}s",
         },
-    ).start()
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

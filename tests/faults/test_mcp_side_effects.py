@@ -26,12 +26,25 @@ def server() -> Iterator[McpServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory, server: McpServerProcess) -> Iterator[EngineProcess]:
+def stateful() -> Iterator[McpServerProcess]:
+    process = McpServerProcess("streamable", "stateful", json_response=True).start(timeout=120)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def engine(
+    tmp_path_factory: pytest.TempPathFactory, server: McpServerProcess, stateful: McpServerProcess
+) -> Iterator[EngineProcess]:
     workdir: Path = tmp_path_factory.mktemp("mcp-once")
     (workdir / "skills").mkdir()
     env = {
         "NAMESPACES__TOOLS__DIRECTORY": str(workdir / "skills"),
         "NAMESPACES__TOOLS__MCP_SERVERS": f'["{server.url}"]',
+        "NAMESPACES__AGAIN__DIRECTORY": str(workdir / "skills"),
+        "NAMESPACES__AGAIN__MCP_SERVERS": f'["{stateful.url}"]',
         "MCP_CALL_TIMEOUT": "20s",
     }
     process = EngineProcess(workdir, env).start(timeout=180)
@@ -62,3 +75,18 @@ def test_a_call_that_reached_the_server_is_not_sent_again(
     assert isinstance(result, str) and result.startswith("The tool call could not be executed"), result
     assert calls(server) == 1
     assert "after the call was sent: not resent" in engine.logs()
+
+
+def test_calls_after_a_server_restart_succeed(engine: EngineProcess, stateful: McpServerProcess) -> None:
+    """Not resending calls that reached the server must not cost the reconnect: after a restart the old
+    session or connection is gone without the call having run, and the call succeeds on a new one."""
+    body = {
+        "namespace": "again",
+        "requests": [{"name": "add", "arguments": [{"name": "a", "value": 2}, {"name": "b", "value": 3}]}],
+    }
+    with httpx.Client(base_url=engine.url, timeout=60) as client:
+        first = client.post("/csi/v1/invoke_tool", json=body)
+        assert first.json() == [[{"type": "text", "text": "5"}]], first.text
+        stateful.restart()
+        again = client.post("/csi/v1/invoke_tool", json=body)
+    assert again.json() == [[{"type": "text", "text": "5"}]], again.text

@@ -189,10 +189,10 @@ def test_csi_in_metadata_is_refused(client: httpx.Client) -> None:
 def test_csi_with_absurd_arguments(client: httpx.Client, openai: tuple[OpenAIServer, str]) -> None:
     unknown = run(client, {"mode": "chat", "model": "unknown-model"})
     assert unknown.status_code == 503
-    assert unknown.text.startswith(RUNTIME_PREFIX)
-    assert "no such model" in unknown.text or "model" in unknown.text
-    absurd_tokens = run(client, {"mode": "chat", "n": 2**31})
-    assert absurd_tokens.status_code in (200, 400, 503), absurd_tokens.text[:300]
+    assert unknown.text == RUNTIME_PREFIX + "The Skill tried to access a model that was not found."
+    absurd_tokens = run(client, {"mode": "chat", "n": 2**31})  # fits `max-tokens: u32`: the backend decides
+    assert absurd_tokens.status_code == 200, absurd_tokens.text[:300]
+    assert isinstance(absurd_tokens.json()["result"], str)
     started = time.monotonic()
     batch = run(client, {"mode": "batch", "n": 500})
     assert batch.status_code in (200, 503), batch.text[:300]

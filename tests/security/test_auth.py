@@ -48,7 +48,7 @@ def engine(
     compiled_cache: Path,
     iam: tuple[IamServer, str],
 ) -> Iterator[EngineProcess]:
-    process = engine_with_skills(
+    with engine_with_skills(
         tmp_path_factory.mktemp("auth"),
         {"probe": probe_wasm},
         {
@@ -56,11 +56,8 @@ def engine(
             "AUTHORIZATION_CACHE_TTL": f"{CACHE_TTL}s",
             "WASMTIME_CACHE_DIR": str(compiled_cache),
         },
-    ).start()
-    try:
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from skill_engine.shutdown import SHUTDOWN_MESSAGE
 from tests.support.engine import EngineProcess, engine_with_skills
 
 RUN = "/v1/skills/my-team/probe/run"
@@ -98,5 +97,5 @@ def test_invocation_outliving_the_grace_is_stopped_and_the_engine_exits_within_i
     for request in (busy, sleeper):
         response = request.result()
         assert response.status_code == 503
-        assert response.text.endswith("Original error:\n\n" + SHUTDOWN_MESSAGE)
+        assert response.text.endswith("Original error:\n\nThe engine is shutting down.")
     assert "Shutting down" in engine.logs()

@@ -41,7 +41,7 @@ class EngineProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
-    def start(self, timeout: float = 90) -> EngineProcess:
+    def start(self, timeout: float = 120) -> EngineProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

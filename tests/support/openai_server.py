@@ -5,7 +5,8 @@ Behaviour is chosen by the model name: `slow-<s>` answers after s seconds, `fail
 streams forever. Chat answers `echo: <last message content>`; streams send it word by word as real SSE.
 `tool-call` answers a user message with its content verbatim (so a test can script a tool call the SDK's
 `chat_stream(..., tools=...)` loop parses) and echoes anything else (e.g. the tool result).
-Models in `CANNED` answer chat with reasoning or tool calls (as message and as stream deltas).
+Models in `CANNED` answer chat with reasoning or tool calls (as message and as stream deltas). A model
+in `scripted` (set by a test) answers with the next of its scripted replies, in order.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ CANNED: dict[str, tuple[dict[str, Any], str, list[dict[str, Any]]]] = {
 class OpenAIServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.scripted: dict[str, list[str]] = {}
         self.gate = threading.Event()
         self.open_streams = 0
         self.closed_streams = 0
@@ -121,6 +123,9 @@ class OpenAIServer:
     def reply(self, body: dict[str, Any]) -> str:
         """The assistant's answer to a chat request."""
         last = body["messages"][-1]
+        script = self.scripted.get(body["model"])
+        if script:
+            return script.pop(0)
         if body["model"] == "tool-call" and last["role"] == "user":
             return str(last["content"])
         return f"echo: {last['content']}"

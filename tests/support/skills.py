@@ -18,6 +18,7 @@ import platformdirs
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "tests" / "skills"
+EXAMPLES = ROOT / "examples"
 TOOL_LOCK = SOURCES / "requirements.lock"
 
 
@@ -31,9 +32,9 @@ def cache_dir() -> Path:
     return path
 
 
-def build_skill(module: str, skill_type: str = "skill") -> Path:
-    """Returns the path of `<module>.wasm` built from `tests/skills/<module>.py`."""
-    source = SOURCES / f"{module}.py"
+def build_skill(module: str, skill_type: str = "skill", sources: Path = SOURCES) -> Path:
+    """Returns the path of `<module>.wasm` built from `tests/skills/<module>.py` (or from `sources`)."""
+    source = sources / f"{module}.py"
     key = hashlib.sha256(source.read_bytes() + TOOL_LOCK.read_bytes() + skill_type.encode()).hexdigest()[:20]
     target = cache_dir() / f"{module}-{key}.wasm"
     if target.exists():
@@ -43,11 +44,15 @@ def build_skill(module: str, skill_type: str = "skill") -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if target.exists():
             return target
-        return _build(module, skill_type, target)
+        return _build(module, skill_type, target, source)
 
 
-def _build(module: str, skill_type: str, target: Path) -> Path:
-    source = SOURCES / f"{module}.py"
+def build_example(name: str) -> Path:
+    """The example skill `examples/<name>/<name>.py`, built like a test skill (so examples keep working)."""
+    return build_skill(name, sources=EXAMPLES / name)
+
+
+def _build(module: str, skill_type: str, target: Path, source: Path) -> Path:
     env_bin = tool_env() / "bin"
     if not (env_bin / "pharia-skill").exists():
         raise RuntimeError(f"no skill build environment at {tool_env()}: run `make test` (it creates one)")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from skill_engine.config import CONCURRENCY_MEMORY, Settings, default_concurrency, memory_available
+from skill_engine.config import Settings, default_concurrency, memory_available
 
 
 def test_default_concurrency_follows_memory() -> None:
     memory = memory_available()
     assert memory is not None and memory > 0
-    assert default_concurrency() == max(4, min(64, memory // CONCURRENCY_MEMORY))
+    # Half the memory at 8 MiB per in-flight invocation (bench/concurrency.py measures ~2 MiB), 4..2048.
+    assert default_concurrency() == max(4, min(2048, memory // 2 // (8 * 1024 * 1024)))
     assert Settings().max_concurrent_skills == default_concurrency()
 
 

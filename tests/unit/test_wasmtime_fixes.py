@@ -158,3 +158,33 @@ def test_list_of_u8_end_to_end_through_a_guest(engine: wasmtime.Engine, componen
     )
     store.close()
     assert output == ('{"result":"' + payload + '"}').encode()
+
+
+def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -> None:
+    """Removing a workaround from `apply()` fails here; the behaviour tests above show what each fixes."""
+    from wasmtime.component import _enter, _linker, _types
+
+    wasmtime_fixes.apply()
+    installed = {
+        "exception routing (enter)": _enter.catch_exceptions,
+        "exception routing (linker)": _linker.catch_exceptions,
+        "exception re-raise": _enter.maybe_raise_last_exn,
+        "variant lowering": type(_types.case_test_cache),
+        "list<u8> lowering": _types.ListType.convert_to_c,
+        "list<u8> lifting": _types.ListType.convert_from_c,
+    }
+    assert installed == {
+        "exception routing (enter)": wasmtime_fixes._catch_exceptions,
+        "exception routing (linker)": wasmtime_fixes._catch_exceptions,
+        "exception re-raise": wasmtime_fixes._maybe_raise_last_exn,
+        "variant lowering": wasmtime_fixes._ThreadLocalSet,
+        "list<u8> lowering": wasmtime_fixes._list_to_c,
+        "list<u8> lifting": wasmtime_fixes._list_from_c,
+    }
+    with wasmtime_fixes.unapplied():
+        assert _enter.catch_exceptions is not wasmtime_fixes._catch_exceptions
+        assert _linker.catch_exceptions is not wasmtime_fixes._catch_exceptions
+        assert not isinstance(_types.case_test_cache, wasmtime_fixes._ThreadLocalSet)
+        assert _types.ListType.convert_to_c is not wasmtime_fixes._list_to_c
+        assert _types.ListType.convert_from_c is not wasmtime_fixes._list_from_c
+    assert _types.ListType.convert_to_c is wasmtime_fixes._list_to_c

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.chunking import Chunking
 from skill_engine.csi.documents import Documents, NoDocuments
-from skill_engine.csi.inference import Inference, NoInference
+from skill_engine.csi.inference import Inference
 from skill_engine.csi.language import Language
 from skill_engine.csi.tools import Tools
 
@@ -19,17 +19,13 @@ __all__ = ["Csi", "CsiContext"]
 
 @dataclass
 class Csi:
-    """All drivers of one engine; later issues add chunking, language, documents and tools here."""
+    """All drivers of one engine."""
 
     inference: Inference
     tools: Tools
     documents: Documents = field(default_factory=NoDocuments)
     chunking: Chunking = field(default_factory=Chunking)
     language: Language = field(default_factory=Language)
-
-    @classmethod
-    def without_backends(cls) -> Csi:
-        return cls(inference=NoInference(), tools=Tools())
 
     async def aclose(self) -> None:
         await self.inference.aclose()

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cachetools import LRUCache
 from lingua import IsoCode639_3, LanguageDetector, LanguageDetectorBuilder
 from opentelemetry.util.types import AttributeValue
 
@@ -38,18 +38,27 @@ def iso_code(code: str) -> IsoCode639_3:
         raise CsiError(f"the language '{code}' is unsupported") from None
 
 
+class _Detectors(LRUCache[frozenset[IsoCode639_3], LanguageDetector]):
+    """Detectors per language set, least recently used leaving first with the models no other one needs."""
+
+    def popitem(self) -> tuple[frozenset[IsoCode639_3], LanguageDetector]:
+        evicted, detector = super().popitem()
+        unused = evicted - frozenset().union(*self.keys())
+        if unused:
+            LanguageDetectorBuilder.from_iso_codes_639_3(*unused).build().unload_language_models()  # type: ignore[no-untyped-call]
+        return evicted, detector
+
+
 class Language:
     """The language driver. Needs no credentials."""
 
     def __init__(self, max_detectors: int = MAX_DETECTORS) -> None:
-        self._detectors: OrderedDict[frozenset[IsoCode639_3], LanguageDetector] = OrderedDict()
-        self._max = max_detectors
+        self._detectors = _Detectors(max_detectors)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lingua")
 
     def _detector(self, codes: frozenset[IsoCode639_3]) -> LanguageDetector:
         detector = self._detectors.get(codes)
         if detector is not None:
-            self._detectors.move_to_end(codes)
             return detector
         detector = (
             LanguageDetectorBuilder.from_iso_codes_639_3(*codes)
@@ -57,12 +66,6 @@ class Language:
             .build()
         )
         self._detectors[codes] = detector
-        while len(self._detectors) > self._max:
-            evicted, _ = self._detectors.popitem(last=False)
-            still_used = frozenset().union(*self._detectors.keys())
-            unused = evicted - still_used
-            if unused:
-                LanguageDetectorBuilder.from_iso_codes_639_3(*unused).build().unload_language_models()  # type: ignore[no-untyped-call]
         return detector
 
     def _detect(self, text: str, codes: frozenset[IsoCode639_3]) -> str | None:

@@ -1,13 +1,14 @@
 """Tools a skill can list and invoke: PhariaEngine's native test tools and the namespace's MCP servers.
 
 Tool errors are results, not failures: they go back to the skill as strings (engine-spec §8). A native
-tool wins over an MCP tool of the same name.
+tool wins over an MCP tool of the same name. Native tools beyond PhariaEngine's (`execute_python`) are
+provided by higher layers through `provide_native` (the sandbox runs wasm; this module does not).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from skill_engine import telemetry
@@ -15,7 +16,7 @@ from skill_engine.csi import genai
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.governed import Guard
 from skill_engine.csi.mcp import McpServers
-from skill_engine.csi.tool_names import NATIVE_TOOL_NAMES, TEST_BETA
+from skill_engine.csi.tool_names import KNOWN_NATIVE_TOOLS, NATIVE_TOOL_NAMES, TEST_BETA
 from skill_engine.csi.types import InvokeRequest, Tool, ToolOutput, ToolResult
 from skill_engine.governance import audit
 from skill_engine.governance.policy import Kind
@@ -46,6 +47,22 @@ def _wrap_i32(value: int) -> int:
 class NativeTool:
     tool: Tool
     run: Callable[[InvokeRequest], str]
+
+
+@dataclass(frozen=True)
+class ToolCaller:
+    """Who invokes a tool: the namespace whose tools it may use and the caller's bearer token."""
+
+    namespace: str
+    token: str | None
+
+
+@dataclass(frozen=True)
+class ProvidedTool:
+    """A native tool implemented outside this module; `run` returns its text or raises `ToolFailure`."""
+
+    tool: Tool
+    run: Callable[[InvokeRequest, ToolCaller], Awaitable[str]]
 
 
 def _schema(title: str, numbers: bool) -> dict[str, object]:
@@ -85,17 +102,29 @@ class Tools:
 
     def __init__(self, mcp: McpServers | None = None, guard: Guard | None = None) -> None:
         self._native: dict[str, list[str]] = {TEST_BETA: list(NATIVE_TOOL_NAMES)}
+        self._provided: dict[str, ProvidedTool] = {}
         self.mcp = mcp if mcp is not None else McpServers()
         self.guard = guard if guard is not None else Guard()
         """Namespace policies (docs/governance.md): listings show allowed tools only, calls are checked."""
 
+    def provide_native(self, provided: ProvidedTool) -> None:
+        """Makes a native tool (e.g. `execute_python`) available to namespaces that enable it."""
+        self._provided[provided.tool.name] = provided
+
     def set_native_tools(self, namespace: str, names: Sequence[str]) -> None:
         if namespace != TEST_BETA:
-            self._native[namespace] = [n for n in names if n in NATIVE_TOOLS]
+            self._native[namespace] = [n for n in names if n in KNOWN_NATIVE_TOOLS]
+
+    def native_tools(self, namespace: str) -> list[str]:
+        """The namespace's enabled native tools that this engine provides."""
+        return [n for n in self._native.get(namespace, []) if n in NATIVE_TOOLS or n in self._provided]
 
     def set_mcp_servers(self, namespace: str, urls: Sequence[str], forward_token: Iterable[str] = ()) -> None:
         """The namespace's MCP servers (in priority order) and those that get the caller's bearer token."""
         self.mcp.set_servers(namespace, urls, forward_token)
+
+    def enabled_anywhere(self, name: str) -> bool:
+        return any(name in self.native_tools(namespace) for namespace in self._native)
 
     def knows(self, namespace: str) -> bool:
         return namespace in self._native or self.mcp.knows(namespace)
@@ -118,11 +147,14 @@ class Tools:
             for name, (url, tool) in mcp_tools.items()
             if allows(namespace, Kind.MCP_SERVER, url, over_http)
         }
-        tools.update((n, NATIVE_TOOLS[n].tool) for n in self._native.get(namespace, []))
+        tools.update((n, self._native_tool(n)) for n in self.native_tools(namespace))
         return sorted(
             (t for t in tools.values() if allows(namespace, Kind.TOOL, t.name, over_http)),
             key=lambda t: t.name,
         )
+
+    def _native_tool(self, name: str) -> Tool:
+        return NATIVE_TOOLS[name].tool if name in NATIVE_TOOLS else self._provided[name].tool
 
     async def list_for_http(self, namespace: str, token: str | None = None) -> list[Tool]:
         """CSI over HTTP names the namespace: an unknown one is an error."""
@@ -159,10 +191,15 @@ class Tools:
         mcp_tools = await self.mcp.caller_tools(namespace, token)
         self._check(namespace, requests, mcp_tools, over_http)
 
+        native = self.native_tools(namespace)
+
         async def one(request: InvokeRequest) -> ToolResult:
-            if request.name in self._native.get(namespace, []):
+            if request.name in native:
                 try:
-                    return ToolOutput([NATIVE_TOOLS[request.name].run(request)])
+                    if request.name in NATIVE_TOOLS:
+                        return ToolOutput([NATIVE_TOOLS[request.name].run(request)])
+                    provided = self._provided[request.name]
+                    return ToolOutput([await provided.run(request, ToolCaller(namespace, token))])
                 except ToolFailure as e:
                     return str(e)
             found = mcp_tools.get(request.name)

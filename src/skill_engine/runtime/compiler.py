@@ -27,6 +27,7 @@ from skill_engine.errors import SkillLoadError
 from skill_engine.runtime import artifacts
 from skill_engine.runtime.cache_lock import locked_async
 from skill_engine.runtime.engine import FINGERPRINT
+from skill_engine.single_flight import SingleFlight
 
 log = logging.getLogger("skill_engine.compiler")
 
@@ -80,8 +81,9 @@ class Compiler:
     def __init__(self, cache: ArtifactCache) -> None:
         self.cache = cache
         self._one_at_a_time = asyncio.Lock()
-        self._inflight: dict[str, asyncio.Future[Path]] = {}
+        self._inflight: SingleFlight[str, Path] = SingleFlight()
         self.compilations = 0
+        """Real compilations so far (`skill-engine compile` tells compiled from up to date by it)."""
         self.on_compiled: Callable[[str, float], None] | None = None
         """Called with (skill label, seconds) after each real compilation (metrics)."""
 
@@ -91,21 +93,7 @@ class Compiler:
         cached = self.cache.lookup(digest)
         if cached is not None:
             return cached
-        inflight = self._inflight.get(digest)
-        if inflight is not None:
-            return await asyncio.shield(inflight)
-        future: asyncio.Future[Path] = asyncio.get_running_loop().create_future()
-        self._inflight[digest] = future
-        try:
-            path = await self._compile(wasm, digest, label)
-            future.set_result(path)
-            return path
-        except BaseException as e:
-            future.set_exception(e)
-            future.exception()  # mark retrieved when nobody else waits
-            raise
-        finally:
-            del self._inflight[digest]
+        return await self._inflight.run(digest, lambda: self._compile(wasm, digest, label))
 
     async def _compile(self, wasm: bytes, digest: str, label: str) -> Path:
         async with self._one_at_a_time, locked_async(self.cache.lock_path(digest)):
@@ -137,8 +125,8 @@ class Compiler:
                 message = stderr.decode("utf-8", "replace").strip() or f"compiler exited {process.returncode}"
                 log.error("compiling %s failed after %.1f s: %s", label, elapsed, message)
                 raise SkillLoadError(message)
-            self.compilations += 1
             log.info("compiled %s in %.1f s", label, elapsed)
+            self.compilations += 1
             if self.on_compiled is not None:
                 self.on_compiled(label, elapsed)
             self.cache.evict_to_limit()

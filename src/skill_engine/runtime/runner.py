@@ -36,7 +36,10 @@ from skill_engine.governance import audit
 from skill_engine.metadata import SkillKind, SkillMetadata
 from skill_engine.runtime import bindings, wasmtime_fixes, worlds
 from skill_engine.runtime.admission import Admission
-from skill_engine.runtime.bindings import CsiUseOutsideRun, v0_2, v0_3, v0_4
+from skill_engine.runtime.bindings import STREAM_OUTPUT_TYPE, CsiUseOutsideRun, v0_4
+from skill_engine.runtime.bindings.v0_2 import Host02
+from skill_engine.runtime.bindings.v0_3 import Host03
+from skill_engine.runtime.bindings.v0_4 import Host04
 from skill_engine.runtime.budget import ByteBudget
 from skill_engine.runtime.engine import CHECK_TICKS, WasmEngine
 from skill_engine.runtime.invocation import (
@@ -132,11 +135,12 @@ class WasmRuntime:
         # Built once and never changed: instantiating while a linker is being modified fails.
         self.linker = Linker(self.engine)
         self.linker.add_wasip2()
-        v0_2.register(self.linker, csi)
-        v0_3.register(self.linker, csi)
-        v0_4.register(self.linker, csi, v0_4.SEMVER)
+        host03 = Host03(csi)
+        lines: list[Host02 | Host03 | Host04] = [Host02(host03), host03, Host04(csi, host03)]
         if alpha:
-            v0_4.register(self.linker, csi, v0_4.SEMVER_ALPHA)
+            lines.append(Host04(csi, host03, v0_4.SEMVER_ALPHA))
+        for host in lines:
+            host.bind(self.linker)
         self.input_budget = input_budget or ByteBudget(64 * 1024 * 1024)
         self.stuck = StuckGuests(max_workers if max_stuck is None else max_stuck)
         # Room for every slot plus the stuck threads whose slots were given back (runtime/stuck.py).
@@ -199,7 +203,7 @@ class WasmRuntime:
         """Runs a message-stream skill; each item it writes (and each tool event) is put on `stream`."""
 
         def call(inv: Invocation) -> Any:
-            output = ResourceHost.own(inv.add_resource("stream-output"), v0_3.STREAM_OUTPUT_TYPE)
+            output = ResourceHost.own(inv.add_resource("stream-output"), STREAM_OUTPUT_TYPE)
             return self._call(skill, inv, skill.run_index, input, output)
 
         result = await self._execute(ctx, call, stream=stream, input_bytes=len(input))

@@ -1,7 +1,8 @@
 """Workarounds for wasmtime-py 50.0.1, kept in one place so they can be dropped when upstream fixes land.
 
-Each fix is applied once by `apply()` and has a regression test in `tests/unit/test_wasmtime_fixes.py`
-that fails without it (the tests call the `unapplied` context manager to prove that).
+Each fix is applied once by `apply()`. `tests/unit/test_wasmtime_fixes.py` tests what each one fixes (the
+concurrency ones under a tiny switch interval, where stock code mixes exceptions and cases up) and fails
+when `apply()` stops installing one; `unapplied()` restores the stock code.
 
 1. Exception routing: a Python exception raised by a host import is parked in the process-global
    `component._enter.LAST_EXCEPTION` and re-raised by whichever thread looks next. Under concurrency a call

@@ -2,15 +2,17 @@
 
 Each entry weighs the size of the component as downloaded (engine-spec §1.4: a Python skill is ~50 MB in the
 registry and about twice that in memory, so the budget is a quarter of the memory the engine may use). The
-least recently used entries leave first. An entry larger than the whole budget is not kept at all.
+least recently used entries leave first (cachetools' `LRUCache` sized by `getsizeof`). An entry larger than
+the whole budget is not kept at all.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
+
+from cachetools import Cache, LRUCache
 
 from skill_engine.runtime.runner import LoadedSkill
 
@@ -26,21 +28,35 @@ class CachedSkill:
     """When the digest was last compared with the registry's (monotonic seconds)."""
 
 
+def _size(entry: CachedSkill) -> int:
+    return entry.size
+
+
+class _Budget(LRUCache[str, CachedSkill]):
+    def popitem(self) -> tuple[str, CachedSkill]:
+        path, entry = super().popitem()
+        log.info("evicted %s from the skill cache: least recently used (budget %d bytes)", path, self.maxsize)
+        return path, entry
+
+
 class ComponentCache:
     def __init__(self, capacity: int = 1024**3) -> None:
         self.capacity = capacity
-        self._entries: OrderedDict[str, CachedSkill] = OrderedDict()
-        self.weight = 0
+        self._entries = _Budget(maxsize=capacity, getsizeof=_size)
+
+    @property
+    def weight(self) -> int:
+        return int(self._entries.currsize)
 
     def get(self, path: str) -> CachedSkill | None:
-        entry = self._entries.get(path)
-        if entry is not None:
-            self._entries.move_to_end(path)
-        return entry
+        return self._entries.get(path)
 
     def peek(self, path: str) -> CachedSkill | None:
-        """Like `get` without counting as a use."""
-        return self._entries.get(path)
+        """Like `get` without counting as a use (cachetools' base lookup leaves the LRU order alone)."""
+        if path not in self._entries:
+            return None
+        entry: CachedSkill = Cache.__getitem__(self._entries, path)
+        return entry
 
     def put(self, path: str, entry: CachedSkill) -> None:
         self.remove(path)
@@ -53,22 +69,9 @@ class ComponentCache:
             )
             return
         self._entries[path] = entry
-        self.weight += entry.size
-        while self.weight > self.capacity:
-            evicted, old = self._entries.popitem(last=False)
-            self.weight -= old.size
-            log.info(
-                "evicted %s from the skill cache: least recently used (budget %d bytes)",
-                evicted,
-                self.capacity,
-            )
 
     def remove(self, path: str) -> bool:
-        entry = self._entries.pop(path, None)
-        if entry is None:
-            return False
-        self.weight -= entry.size
-        return True
+        return self._entries.pop(path, None) is not None
 
     def paths(self) -> list[str]:
         return list(self._entries)
@@ -77,6 +80,8 @@ class ComponentCache:
         return len(self._entries)
 
     def oldest_validated(self) -> tuple[str, CachedSkill] | None:
-        if not self._entries:
+        entries = [(path, self.peek(path)) for path in self.paths()]
+        known = [(path, entry) for path, entry in entries if entry is not None]
+        if not known:
             return None
-        return min(self._entries.items(), key=lambda item: item[1].validated_at)
+        return min(known, key=lambda item: item[1].validated_at)

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skill_engine.csi.tool_names import NATIVE_TOOL_NAMES
+from skill_engine.csi.tool_names import KNOWN_NATIVE_TOOLS
 from skill_engine.skills.names import InvalidName, check_name, check_tag
 
 log = logging.getLogger("skill_engine.namespaces")
@@ -130,8 +130,8 @@ def parse_entries(entries: Sequence[Any]) -> tuple[tuple[SkillEntry, ...], tuple
 def parse_native_tools(value: Any) -> tuple[str, ...]:
     names = _strings(value, "native-tools")
     for name in names:
-        if name not in NATIVE_TOOL_NAMES:
-            expected = ", ".join(f"`{n}`" for n in NATIVE_TOOL_NAMES)
+        if name not in KNOWN_NATIVE_TOOLS:
+            expected = ", ".join(f"`{n}`" for n in KNOWN_NATIVE_TOOLS)
             raise InvalidDescription(f"unknown native tool `{name}`, expected one of {expected}")
     return names
 

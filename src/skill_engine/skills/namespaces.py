@@ -50,11 +50,6 @@ class NamespaceWatcher:
         self.store = store
         self.interval = interval
         self._client = config_client()
-        # httpx logs every request at INFO: a line per namespace file and interval, and per registry call.
-        # Quieted unless a LOG_LEVEL directive names it (e.g. `info,httpx=info`).
-        http_log = logging.getLogger("httpx")
-        if http_log.level == logging.NOTSET:
-            http_log.setLevel(logging.WARNING)
         self.sources: dict[str, Source] = {}
         self.registries: dict[str, Registry | None] = {}
         for name, config in namespaces.items():
@@ -69,7 +64,6 @@ class NamespaceWatcher:
         self.native_tools: dict[str, tuple[str, ...]] = {name: () for name in namespaces}
         self._mcp_listeners: list[Listener] = []
         self._tool_listeners: list[Listener] = []
-        self.passes = 0
         self.updated_at: dict[str, float] = {}
         """Wall-clock time of each namespace's last successful (or unrecoverably failed) pass."""
 
@@ -98,7 +92,6 @@ class NamespaceWatcher:
                 self.store.mark_misconfigured(name, str(outcome))
                 self._set_extras(name, (), ())
                 self.updated_at[name] = time.time()
-        self.passes += 1
 
     async def _describe(self, namespace: str) -> NamespaceDescription | Unrecoverable | None:
         try:

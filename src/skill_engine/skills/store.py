@@ -21,6 +21,7 @@ from skill_engine.errors import MisconfiguredNamespace, SkillLoadError, SkillNot
 from skill_engine.governance import audit
 from skill_engine.runtime.compiler import Compiler
 from skill_engine.runtime.runner import LoadedSkill, WasmRuntime
+from skill_engine.single_flight import SingleFlight
 from skill_engine.skills.builtin import BuiltinSkill, builtin
 from skill_engine.skills.cache import CachedSkill, ComponentCache
 from skill_engine.skills.chat import chat_skill
@@ -86,10 +87,9 @@ class SkillStore:
         self._known: dict[str, dict[str, KnownSkill]] = {}
         self._errors: dict[str, str] = {}
         self._refused: dict[str, dict[str, str]] = {}
-        self._loading: dict[str, asyncio.Future[LoadedSkill]] = {}
+        self._loading: SingleFlight[str, LoadedSkill] = SingleFlight()
         self._preparing: dict[str, tuple[SkillDescription, asyncio.Task[Prepared]]] = {}
         self._cache_filled = asyncio.Event()
-        self.downloads = 0
 
     # -- namespace contents (from the watcher) -------------------------------------------------------
 
@@ -216,12 +216,7 @@ class SkillStore:
             raise SkillNotFound()
         if isinstance(description, ConfiguredChat):
             return chat_skill(description.entry)
-        loading = self._loading.get(path)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(description))
-            self._loading[path] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(path, None))
-        return await asyncio.shield(loading)
+        return await self._loading.run(path, lambda: self._load(description))
 
     async def _load(self, description: SkillDescription) -> LoadedSkill:
         # Spans: load_skill → {download, compile} when this request does the work; a precompiled skill's
@@ -257,7 +252,6 @@ class SkillStore:
     async def _prepare(self, description: SkillDescription) -> Prepared:
         registry, name, tag = description.registry, description.name, description.tag
         span = self.telemetry.span
-        self.downloads += 1
         with span("download", {"skill": description.path, "tag": tag}):
             try:
                 pulled = await registry.load(name, tag)

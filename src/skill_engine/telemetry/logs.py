@@ -141,6 +141,9 @@ def configure_logging(directive: str, log_format: str = "text", worker: str | No
     root.addHandler(handler)
     root.setLevel(root_level)
     logging.getLogger(ENGINE_LOGGER).setLevel(engine_level)
+    # httpx logs every request at INFO: a line per namespace file and interval, and per registry call.
+    # Quieted unless the directive names it (e.g. `info,httpx=info`).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name, level in targets.items():
         logging.getLogger(name).setLevel(level)
     return engine_level

@@ -9,7 +9,7 @@ included, is an error that ends the invocation; its text follows the Rust engine
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from http import HTTPStatus
@@ -21,6 +21,7 @@ from skill_engine.csi import genai
 from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.documents.filters import filter_to_json
 from skill_engine.csi.errors import CsiError
+from skill_engine.csi.retries import DOCUMENT_INDEX
 from skill_engine.csi.segments import segment
 from skill_engine.csi.types import (
     Document,
@@ -50,8 +51,6 @@ INVALID_RESULT = "Invalid search result"
 
 TEXT_ONLY = {"with": [{"modality": "text"}]}
 """Appended to every search: skills only ever see text sections."""
-
-TRANSIENT_STATUS = {408, 429}
 
 
 def search_body(request: SearchRequest) -> dict[str, Any]:
@@ -148,8 +147,7 @@ class RemoteDocuments:
         backoff: float = 0.25,
     ) -> None:
         self.url = url.rstrip("/")
-        self.retries = retries
-        self.backoff = backoff
+        self.retries = dataclasses.replace(DOCUMENT_INDEX, retries=retries, base_delay=backoff)
         self.client = httpx.AsyncClient(timeout=timeout)
 
     async def aclose(self) -> None:
@@ -158,26 +156,18 @@ class RemoteDocuments:
     async def _send(self, method: str, url: str, token: str, body: Any = None) -> Any:
         # The Document Index continues the trace (engine-spec §6.1).
         headers = dict(outbound_headers({"Authorization": f"Bearer {token}"}))
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            try:
-                response = await self.client.request(method, url, headers=headers, json=body)
-            except (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError) as e:
-                if last:
-                    raise CsiError(f"error sending request for url ({url}): {e or type(e).__name__}") from e
-                log.info("Document Index unreachable (%s), retrying", type(e).__name__)
-            else:
-                if response.is_success:
-                    try:
-                        return response.json()
-                    except ValueError:
-                        raise CsiError(f"error decoding response body for url ({url})") from None
-                transient = response.status_code in TRANSIENT_STATUS or response.status_code >= 500
-                if not transient or last:
-                    raise _status_error(response)
-                log.info("Document Index answered %s, retrying", response.status_code)
-            await asyncio.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")
+        try:
+            response = await self.retries.send(
+                lambda: self.client.request(method, url, headers=headers, json=body)
+            )
+        except (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError) as e:
+            raise CsiError(f"error sending request for url ({url}): {e or type(e).__name__}") from e
+        if not response.is_success:
+            raise _status_error(response)
+        try:
+            return response.json()
+        except ValueError:
+            raise CsiError(f"error decoding response body for url ({url})") from None
 
     async def search(self, requests: Sequence[SearchRequest], ctx: CsiContext) -> list[list[SearchResult]]:
         if not requests:

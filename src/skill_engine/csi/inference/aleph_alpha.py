@@ -8,13 +8,14 @@ come from `/models/{model}/tokenizer` and are cached per model (engine-spec §4.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from cachetools import LRUCache
 from tokenizers import Tokenizer
 
 from skill_engine.csi import genai
@@ -22,6 +23,7 @@ from skill_engine.csi.calls import CsiContext, EventStream
 from skill_engine.csi.errors import CsiError
 from skill_engine.csi.inference.openai import MODEL_NOT_FOUND, UNAUTHORIZED, ChatCompletionsBackend
 from skill_engine.csi.inference.streams import UpstreamStream
+from skill_engine.csi.retries import ALEPH_ALPHA
 from skill_engine.csi.segments import segment
 from skill_engine.csi.types import (
     Completion,
@@ -38,6 +40,7 @@ from skill_engine.csi.types import (
     TokenUsage,
     Usage,
 )
+from skill_engine.single_flight import SingleFlight
 from skill_engine.telemetry import outbound_headers
 
 log = logging.getLogger("skill_engine.csi")
@@ -47,8 +50,6 @@ TOKEN_REQUIRED = (
     "provide a valid token in the Authorization header."
 )
 MULTI_MODAL = "We do not support multi-model prompts, so the first item will always be text."
-RETRIES = 5
-RETRY_DELAY = 0.5
 MAX_TOKENIZERS = 8
 
 _FINISH_REASONS = {
@@ -190,20 +191,16 @@ def api_error(response: httpx.Response) -> CsiError:
     return CsiError(f"HTTP request failed with status code {response.status_code}. Body:\n{response.text}")
 
 
-def _retryable(response: httpx.Response) -> bool:
-    return response.status_code in (429, 503)
-
-
 class AlephAlphaInference(ChatCompletionsBackend):
     provider = "aleph_alpha"
 
     def __init__(
-        self, url: str, client: httpx.AsyncClient | None = None, retry_delay: float = RETRY_DELAY
+        self, url: str, client: httpx.AsyncClient | None = None, retry_delay: float = ALEPH_ALPHA.base_delay
     ) -> None:
         super().__init__(url, client, timeout=305.0)  # engine-spec §3.4: /complete and /explain
-        self.retry_delay = retry_delay
-        self._tokenizers: OrderedDict[str, Tokenizer] = OrderedDict()
-        self._loading: dict[str, asyncio.Future[Tokenizer | None]] = {}
+        self.native_retries = dataclasses.replace(ALEPH_ALPHA, base_delay=retry_delay)
+        self._tokenizers: LRUCache[str, Tokenizer] = LRUCache(MAX_TOKENIZERS)
+        self._loading: SingleFlight[str, Tokenizer | None] = SingleFlight()
 
     def headers(self, ctx: CsiContext) -> dict[str, str]:
         if ctx.token is None:
@@ -214,24 +211,21 @@ class AlephAlphaInference(ChatCompletionsBackend):
     async def _native(self, path: str, body: dict[str, Any], ctx: CsiContext) -> dict[str, Any]:
         """POSTs to the native API, retrying busy/unavailable answers with exponential backoff."""
         headers = self.headers(ctx)
-        for attempt in range(RETRIES + 1):
-            try:
-                response = await self._client.post(f"{self.base_url}{path}", json=body, headers=headers)
-            except httpx.HTTPError as e:
-                raise CsiError(f"Error sending request to the inference API: {type(e).__name__}: {e}") from e
-            if _retryable(response) and attempt < RETRIES:
-                await asyncio.sleep(self.retry_delay * 2**attempt)
-                continue
-            if response.status_code >= 400:
-                raise api_error(response)
-            try:
-                parsed = response.json()
-            except ValueError as e:
-                raise CsiError("The inference API answered with invalid JSON.") from e
-            if not isinstance(parsed, dict):
-                raise CsiError("The inference API answered with an unexpected JSON shape.")
-            return parsed
-        raise AssertionError("unreachable")
+        try:
+            response = await self.native_retries.send(
+                lambda: self._client.post(f"{self.base_url}{path}", json=body, headers=headers)
+            )
+        except httpx.HTTPError as e:
+            raise CsiError(f"Error sending request to the inference API: {type(e).__name__}: {e}") from e
+        if response.status_code >= 400:
+            raise api_error(response)
+        try:
+            parsed = response.json()
+        except ValueError as e:
+            raise CsiError("The inference API answered with invalid JSON.") from e
+        if not isinstance(parsed, dict):
+            raise CsiError("The inference API answered with an unexpected JSON shape.")
+        return parsed
 
     async def complete(self, requests: Sequence[CompletionRequest], ctx: CsiContext) -> list[Completion]:
         async def one(request: CompletionRequest) -> Completion:
@@ -261,16 +255,11 @@ class AlephAlphaInference(ChatCompletionsBackend):
         """The model's tokenizer, cached per model; any failure means None (chunking counts characters)."""
         cached = self._tokenizers.get(model)
         if cached is not None:
-            self._tokenizers.move_to_end(model)
             return cached
-        if ctx.token is None:
+        token = ctx.token
+        if token is None:
             return None
-        loading = self._loading.get(model)
-        if loading is None:
-            loading = asyncio.ensure_future(self._fetch_tokenizer(model, ctx.token))
-            self._loading[model] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(model, None))
-        return await asyncio.shield(loading)
+        return await self._loading.run(model, lambda: self._fetch_tokenizer(model, token))
 
     async def _fetch_tokenizer(self, model: str, token: str) -> Tokenizer | None:
         try:
@@ -289,6 +278,4 @@ class AlephAlphaInference(ChatCompletionsBackend):
             log.info("Error fetching tokenizer for %s: %s", model, e)
             return None
         self._tokenizers[model] = tokenizer
-        while len(self._tokenizers) > MAX_TOKENIZERS:
-            self._tokenizers.popitem(last=False)
         return tokenizer

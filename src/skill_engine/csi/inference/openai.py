@@ -7,7 +7,6 @@ completions API is documented in docs/decisions/0002-openai-completions.md.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -20,6 +19,7 @@ from skill_engine.csi.calls import CsiContext, EventStream
 from skill_engine.csi.errors import OPENAI_NOT_SUPPORTED, CsiError
 from skill_engine.csi.inference.reasoning import Part, ReasoningExtractor, split_reasoning
 from skill_engine.csi.inference.streams import UpstreamStream
+from skill_engine.csi.retries import OPENAI, RetrySchedule
 from skill_engine.csi.types import (
     ChatAppend,
     ChatBegin,
@@ -426,16 +426,16 @@ class ChatCompletionsBackend:
     provider = "openai"
     """`gen_ai.provider.name` of this backend's spans."""
 
-    retries = 2
-    """Like the OpenAI client library (engine-spec §3.4): 408, 409, 429, 5xx and connection failures are
-    retried twice with exponential backoff from 0.5 s, honouring `Retry-After` up to 8 s."""
-    retry_delay = 0.5
+    retries: RetrySchedule = OPENAI
+    """Like the OpenAI client library (engine-spec §3.4), see `csi/retries.py`."""
 
     def __init__(self, url: str, client: httpx.AsyncClient | None = None, timeout: float = 300.0) -> None:
         self.base_url = url.rstrip("/")
         self._client = client or httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=10.0),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            # Waiting invocations are cheap (docs/operating.md, capacity): a thousand may wait on the
+            # backend at once, so the pool must not serialise them (bench/concurrency.py).
+            limits=httpx.Limits(max_connections=4096, max_keepalive_connections=256),
         )
 
     def headers(self, ctx: CsiContext) -> dict[str, str]:
@@ -444,23 +444,12 @@ class ChatCompletionsBackend:
 
     async def _post(self, path: str, body: dict[str, Any], api: str, ctx: CsiContext) -> dict[str, Any]:
         headers = self.headers(ctx)
-        attempt = 0
-        while True:
-            try:
-                response = await self._client.post(f"{self.base_url}{path}", json=body, headers=headers)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError) as e:
-                if attempt < self.retries:
-                    await asyncio.sleep(_backoff(attempt, None, self.retry_delay))
-                    attempt += 1
-                    continue
-                raise CsiError(f"Error while calling OpenAI {api} API: {type(e).__name__}: {e}") from e
-            except httpx.HTTPError as e:
-                raise CsiError(f"Error while calling OpenAI {api} API: {type(e).__name__}: {e}") from e
-            if _retryable(response.status_code) and attempt < self.retries:
-                await asyncio.sleep(_backoff(attempt, response.headers.get("retry-after"), self.retry_delay))
-                attempt += 1
-                continue
-            break
+        try:
+            response = await self.retries.send(
+                lambda: self._client.post(f"{self.base_url}{path}", json=body, headers=headers)
+            )
+        except httpx.HTTPError as e:
+            raise CsiError(f"Error while calling OpenAI {api} API: {type(e).__name__}: {e}") from e
         if response.status_code >= 400:
             raise _api_error(response, api)
         try:
@@ -497,19 +486,6 @@ class ChatCompletionsBackend:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def _retryable(status: int) -> bool:
-    return status in (408, 409, 429) or status >= 500
-
-
-def _backoff(attempt: int, retry_after: str | None, base: float) -> float:
-    if retry_after is not None:
-        try:
-            return min(max(float(retry_after), 0.0), 8.0)
-        except ValueError:
-            pass
-    return float(min(base * 2**attempt, 8.0))
 
 
 class OpenAIInference(ChatCompletionsBackend):

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 import httpx
+from httpx_sse import EventSource, SSEError
 
 from skill_engine.csi.errors import CsiError
 
@@ -20,21 +21,25 @@ Event = TypeVar("Event")
 
 
 async def sse_data(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """JSON payloads of `data:` lines until `[DONE]`."""
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        try:
-            parsed = json.loads(data)
-        except ValueError:
-            raise CsiError(f"The inference backend sent an invalid stream chunk: {data[:200]}") from None
-        if isinstance(parsed, dict):
-            if "error" in parsed and "choices" not in parsed:
-                raise CsiError(f"The inference backend reported an error mid-stream: {parsed['error']}")
-            yield parsed
+    """JSON payloads of the stream's events until `[DONE]` (httpx-sse: a multi-line `data:` field is one
+    payload, its lines joined with newlines)."""
+    try:
+        async for event in EventSource(response).aiter_sse():
+            data = event.data
+            if not data:
+                continue  # a comment, a keep-alive or an event without data
+            if data.strip() == "[DONE]":
+                return
+            try:
+                parsed = json.loads(data)
+            except ValueError:
+                raise CsiError(f"The inference backend sent an invalid stream chunk: {data[:200]}") from None
+            if isinstance(parsed, dict):
+                if "error" in parsed and "choices" not in parsed:
+                    raise CsiError(f"The inference backend reported an error mid-stream: {parsed['error']}")
+                yield parsed
+    except SSEError as e:
+        raise CsiError(f"The inference backend did not answer with an event stream: {e}") from None
 
 
 class UpstreamStream(Generic[Event]):

@@ -1,25 +1,37 @@
-"""Host bindings: one module per `pharia:skill` WIT line, all calling the same version-independent drivers.
+"""Host bindings: one host object per `pharia:skill` WIT line, all calling the same version-independent
+drivers.
 
-A binding module converts wasm values (wasmtime's dynamic `Record`/`Variant` layer) to the dataclasses in
-`skill_engine.csi.types` and back. It registers its imports on the shared Linker and names its exports.
-Host imports run on the worker thread that called into wasm, so the current invocation is a thread-local.
+Each line's module defines a class (`Host03`, `Host04`, `Host02`) with one method per WIT function; the
+method converts wasm values (wasmtime's dynamic `Record`/`Variant` layer) to the dataclasses in
+`skill_engine.csi.types`, calls the driver through `call_driver`, and converts the answer back. Its
+`interfaces()` names each WIT function next to the method that implements it; `define` puts them on the
+Linker. Host imports run on the worker thread that called into wasm, so the current invocation is a
+thread-local.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from wasmtime.component import LinkerInstance, Record
+from wasmtime.component import Linker, Record, ResourceType
 
 from skill_engine import telemetry
-from skill_engine.csi.errors import CsiError, NotImplementedCsiError
+from skill_engine.csi.errors import CsiError
 from skill_engine.runtime.invocation import Invocation
 
 T = TypeVar("T")
+HostFunc = Callable[..., Any]
 log = logging.getLogger("skill_engine.csi")
+PACKAGE = "pharia:skill"
+
+CHAT_STREAM_TYPE = 31
+COMPLETION_STREAM_TYPE = 32
+STREAM_OUTPUT_TYPE = 33
+"""Host resource type ids; every line shares them (and `drop_resource`)."""
 
 
 class _Current(threading.local):
@@ -37,10 +49,6 @@ def bind_invocation(invocation: Invocation | None) -> None:
     _current.invocation = invocation
 
 
-def current_or_none() -> Invocation | None:
-    return _current.invocation
-
-
 def current() -> Invocation:
     invocation = _current.invocation
     if invocation is None or not invocation.csi_allowed:
@@ -48,16 +56,12 @@ def current() -> Invocation:
     return invocation
 
 
-def count_csi(function: str, requests: int = 1) -> None:
-    """`kernel_csi_requests_total{function}`: a batch counts as its size."""
-    telemetry.current().metrics.csi_request(function, requests)
-
-
-def call_driver(function: str, coro: Coroutine[Any, Any, T], requests: int | None = None) -> T:
+def call_driver(function: str, coro: Coroutine[Any, Any, T], requests: int | None) -> T:
     """Runs a driver coroutine for the current invocation; failures end the invocation.
 
-    `requests`: how many CSI requests this call carries (batch size), counted in the CSI metric; None for
-    calls that are not requests of their own (e.g. `chat-stream.next`).
+    `requests`: how many CSI requests this call carries (a batch counts as its size), counted in
+    `kernel_csi_requests_total{function}`; None only for calls that are not requests of their own
+    (`chat-stream.next`). It has no default so that no WIT function forgets to count.
     """
     try:
         invocation = current()
@@ -65,7 +69,7 @@ def call_driver(function: str, coro: Coroutine[Any, Any, T], requests: int | Non
         coro.close()
         raise
     if requests is not None:
-        count_csi(function, requests)
+        telemetry.current().metrics.csi_request(function, requests)
     try:
         return invocation.call(function, coro)
     except CsiError as e:
@@ -78,16 +82,15 @@ def call_driver(function: str, coro: Coroutine[Any, Any, T], requests: int | Non
         raise
 
 
-def not_provided(function: str) -> Callable[..., Any]:
-    """A host import this engine does not implement yet: ends the invocation naming the function."""
-
-    def host(_store: Any, *_args: Any) -> Any:
-        invocation = current()
-        error = invocation.fail(function, NotImplementedCsiError(function))
-        log.warning("CSI function %s is not provided yet", function)
-        raise error
-
-    return host
+def drop_resource(_store: Any, rep: int) -> None:
+    """Destructor of every host resource: closes what the invocation keeps under `rep`."""
+    invocation = _current.invocation
+    if invocation is None:
+        return
+    resource = invocation.resources.pop(rep, None)
+    close = getattr(resource, "close", None)
+    if close is not None:
+        close()
 
 
 def record(**fields: Any) -> Record:
@@ -103,6 +106,20 @@ def field(value: Any, name: str) -> Any:
     return getattr(value, name)
 
 
-def add_functions(instance: LinkerInstance, functions: dict[str, Callable[..., Any]]) -> None:
-    for name, function in functions.items():
-        instance.add_func(name, function)
+@dataclass(frozen=True)
+class Interface:
+    """One WIT interface of a line: its functions by WIT name, and its host resources with their type id."""
+
+    functions: Mapping[str, HostFunc]
+    resources: Mapping[str, int] | None = None
+
+
+def define(linker: Linker, semver: str, interfaces: Mapping[str, Interface]) -> None:
+    """Defines `pharia:skill/<name>@<semver>` for each interface (resources first: functions use them)."""
+    with linker.root() as root:
+        for name, interface in interfaces.items():
+            with root.add_instance(f"{PACKAGE}/{name}@{semver}") as instance:
+                for resource, type_id in (interface.resources or {}).items():
+                    instance.add_resource(resource, ResourceType.host(type_id), drop_resource)
+                for function_name, function in interface.functions.items():
+                    instance.add_func(function_name, function)

@@ -1,10 +1,11 @@
-"""Bindings for `pharia:skill@0.4.0`, and for `@0.5.0` (the same WIT behind the `alpha` feature).
+"""Host object for `pharia:skill@0.4.0`, and for `@0.5.0` (the same WIT behind the `alpha` feature).
 
 Differences from 0.3 (engine-spec §4.3): chat is "v2" (messages are a variant of assistant/tool/other,
 native tool calling, response formats, reasoning effort; answers carry reasoning and tool calls and are
 not validated the "v1" way), chat streams add `reasoning` and `tool-call` events and lose logprobs on
 appends, `finish-reason` adds `tool-calls`, there is one `complete` (with `echo`) and no `explain`, and a
-stream skill may write `reasoning` items. Everything else is 0.3's and served by 0.3's host functions.
+stream skill may write `reasoning` items. Everything else is 0.3's: `Host04.interfaces()` binds those
+WIT functions to `Host03`'s methods directly.
 """
 
 from __future__ import annotations
@@ -33,13 +34,23 @@ from skill_engine.csi.types import (
     ToolCall,
     ToolChoice,
 )
-from skill_engine.runtime.bindings import add_functions, call_driver, current, field, record, reuse, v0_3
+from skill_engine.runtime.bindings import (
+    CHAT_STREAM_TYPE,
+    COMPLETION_STREAM_TYPE,
+    STREAM_OUTPUT_TYPE,
+    Interface,
+    call_driver,
+    current,
+    define,
+    field,
+    record,
+)
+from skill_engine.runtime.bindings import v0_3_convert as v3
+from skill_engine.runtime.bindings.v0_3 import Host03
 from skill_engine.streaming import MessageAppend, MessageBegin, MessageEnd, MessageItem, Reasoning
 
 SEMVER = "0.4.0"
 SEMVER_ALPHA = "0.5.0"
-_SHARED = ("chunking", "document-index", "language", "tool")
-"""Interfaces 0.4 has unchanged from 0.3."""
 
 
 # -- wasm -> domain ---------------------------------------------------------------------------------
@@ -122,7 +133,7 @@ def to_chat_request(value: Any) -> ChatRequest:
             top_p=field(params, "top-p"),
             frequency_penalty=field(params, "frequency-penalty"),
             presence_penalty=field(params, "presence-penalty"),
-            logprobs=v0_3.to_logprobs(field(params, "logprobs")),
+            logprobs=v3.to_logprobs(field(params, "logprobs")),
             tools=None if tools is None else [to_function(t) for t in tools],
             tool_choice=to_tool_choice(field(params, "tool-choice")),
             parallel_tool_calls=field(params, "parallel-tool-calls"),
@@ -161,9 +172,9 @@ def from_chat_response(response: ChatResponse) -> Any:
             reasoning_content=message.reasoning_content,
             tool_calls=from_tool_calls(message.tool_calls),
         ),
-        finish_reason=v0_3.from_finish_reason(response.finish_reason),
-        logprobs=v0_3.from_distributions(response.logprobs),
-        usage=v0_3.from_usage(response.usage),
+        finish_reason=v3.from_finish_reason(response.finish_reason),
+        logprobs=v3.from_distributions(response.logprobs),
+        usage=v3.from_usage(response.usage),
     )
 
 
@@ -177,68 +188,76 @@ def from_chat_event(event: ChatEventV2 | None) -> Variant | None:
     if isinstance(event, ChatAppend):
         return Variant("message-append", record(content=event.content))
     if isinstance(event, ChatEnd):
-        return Variant("message-end", v0_3.from_finish_reason(event.finish_reason))
+        return Variant("message-end", v3.from_finish_reason(event.finish_reason))
     if isinstance(event, ChatToolCall):
         chunks = [record(index=c.index, id=c.id, name=c.name, arguments=c.arguments) for c in event.chunks]
         return Variant("tool-call", chunks)
-    return Variant("usage", v0_3.from_usage(event.usage))
+    return Variant("usage", v3.from_usage(event.usage))
 
 
-# -- registration -----------------------------------------------------------------------------------
+# -- the host object -----------------------------------------------------------------------------------
 
 
-def register(linker: Linker, csi: Csi, semver: str) -> None:
-    """Defines every import of the 0.4 worlds on `linker`, at `semver` (0.4.0, or 0.5.0 for alpha)."""
-    v3 = reuse.record(v0_3.register, csi)
-    inference = v3.interface("pharia:skill/inference")
-    output = v3.interface("pharia:skill/streaming-output")
+class Host04:
+    """The imports of the 0.4 worlds (and of 0.5, served at another semver): 0.4's own chat and output
+    methods, everything else `Host03`'s."""
 
-    def chat(_store: Any, requests: list[Any]) -> list[Any]:
-        invocation = current()
+    def __init__(self, csi: Csi, v0_3: Host03, semver: str = SEMVER) -> None:
+        self.csi = csi
+        self.v0_3 = v0_3
+        self.semver = semver
+
+    def chat(self, _store: Any, requests: list[Any]) -> list[Any]:
+        ctx = current().ctx
         domain = [to_chat_request(r) for r in requests]
-        responses = call_driver("chat", csi.inference.chat(domain, invocation.ctx))
+        responses = call_driver("chat", self.csi.inference.chat(domain, ctx), len(domain))
         return [from_chat_response(r) for r in responses]
 
-    def chat_stream(_store: Any, init: Any) -> ResourceHost:
+    def chat_stream(self, _store: Any, init: Any) -> ResourceHost:
         invocation = current()
-        stream = call_driver("chat-stream", csi.inference.chat_stream(to_chat_request(init), invocation.ctx))
-        return ResourceHost.own(invocation.add_resource(stream), v0_3.CHAT_STREAM_TYPE)
+        opened = self.csi.inference.chat_stream(to_chat_request(init), invocation.ctx)
+        stream = call_driver("chat-stream", opened, 1)
+        return ResourceHost.own(invocation.add_resource(stream), CHAT_STREAM_TYPE)
 
-    def chat_stream_next(store: Any, self_: Any) -> Variant | None:
+    def chat_stream_next(self, store: Any, self_: Any) -> Variant | None:
         rep = self_.to_host(store).rep
-        invocation = current()
-        event: ChatEventV2 | None = call_driver("chat-stream.next", invocation.resources[rep].next())
+        stream = current().resources[rep]
+        event: ChatEventV2 | None = call_driver("chat-stream.next", stream.next(), None)
         return from_chat_event(event)
 
-    def write(store: Any, self_: Any, item: Variant) -> None:
+    def stream_output_write(self, store: Any, self_: Any, item: Variant) -> None:
         self_.to_host(store)
         current().emit(to_message_item(item))
 
-    def name(interface: str) -> str:
-        return f"pharia:skill/{interface}@{semver}"
-
-    with linker.root() as root:
-        with root.add_instance(name("inference")) as instance:
-            chat_stream_type, drop = inference.resources["chat-stream"]
-            instance.add_resource("chat-stream", chat_stream_type, drop)
-            completion_stream_type, drop = inference.resources["completion-stream"]
-            instance.add_resource("completion-stream", completion_stream_type, drop)
-            reused = inference.functions
-            add_functions(
-                instance,
+    def interfaces(self) -> dict[str, Interface]:
+        shared = self.v0_3
+        return {
+            "inference": Interface(
                 {
-                    "chat": chat,
-                    "complete": reused["complete-v2"],  # 0.4's completion params are 0.3's v2 ones
-                    "[constructor]chat-stream": chat_stream,
-                    "[method]chat-stream.next": chat_stream_next,
-                    "[constructor]completion-stream": reused["[constructor]completion-stream"],
-                    "[method]completion-stream.next": reused["[method]completion-stream.next"],
+                    "chat": self.chat,
+                    "complete": shared.complete_v2,  # 0.4's completion params are 0.3's v2 ones
+                    "[constructor]chat-stream": self.chat_stream,
+                    "[method]chat-stream.next": self.chat_stream_next,
+                    "[constructor]completion-stream": shared.completion_stream,
+                    "[method]completion-stream.next": shared.completion_stream_next,
                 },
-            )
-        for interface in _SHARED:
-            with root.add_instance(name(interface)) as instance:
-                reuse.replay(instance, v3.interface(f"pharia:skill/{interface}"))
-        with root.add_instance(name("streaming-output")) as instance:
-            stream_output_type, drop = output.resources["stream-output"]
-            instance.add_resource("stream-output", stream_output_type, drop)
-            add_functions(instance, {"[method]stream-output.write": write})
+                {"chat-stream": CHAT_STREAM_TYPE, "completion-stream": COMPLETION_STREAM_TYPE},
+            ),
+            "chunking": Interface({"chunk": shared.chunk, "chunk-with-offsets": shared.chunk_with_offsets}),
+            "document-index": Interface(
+                {
+                    "search": shared.search,
+                    "document-metadata": shared.document_metadata,
+                    "documents": shared.documents,
+                }
+            ),
+            "language": Interface({"select-language": shared.select_language}),
+            "tool": Interface({"invoke-tool": shared.invoke_tool, "list-tools": shared.list_tools}),
+            "streaming-output": Interface(
+                {"[method]stream-output.write": self.stream_output_write},
+                {"stream-output": STREAM_OUTPUT_TYPE},
+            ),
+        }
+
+    def bind(self, linker: Linker) -> None:
+        define(linker, self.semver, self.interfaces())

@@ -1,0 +1,57 @@
+"""Each benchmark in bench/ still runs: its `--short` mode end to end, printing its table and ratio.
+
+Not timed (the numbers are in bench/RESULTS.md); this only guards the scripts against rot.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(module: str, compiled_cache: Path, *args: str) -> str:
+    env = {**os.environ, "WASMTIME_CACHE_DIR": str(compiled_cache)}
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--short", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.timeout(1000)
+def test_overhead_short(probe_wasm: Path, compiled_cache: Path) -> None:
+    out = run_bench("bench.overhead", compiled_cache)
+    assert "| WORKERS | concurrency |" in out
+    assert "ratio = engine req/s / native req/s" in out
+
+
+@pytest.mark.timeout(1000)
+def test_concurrency_short(probe_wasm: Path, compiled_cache: Path) -> None:
+    out = run_bench("bench.concurrency", compiled_cache)
+    assert "| 16 |" in out
+    assert "ratio = engine time / native time" in out
+
+
+@pytest.mark.timeout(1000)
+def test_streaming_short(streamer_wasm: Path, compiled_cache: Path) -> None:
+    out = run_bench("bench.streaming", compiled_cache)
+    assert "| through the engine | 2 |" in out
+    assert "2 stream(s), engine / direct" in out
+
+
+@pytest.mark.timeout(1000)
+def test_skills_short(probe_wasm: Path, compiled_cache: Path) -> None:
+    out = run_bench("bench.skills", compiled_cache, "--cache-dir", str(compiled_cache))
+    assert "| 3 |" in out
+    assert "ratio (3 skills / baseline RSS)" in out
