@@ -12,6 +12,7 @@ from typing import Any
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 _JSON_ANY: dict[str, Any] = {"application/json": {"schema": {}}}
 _EITHER = {**_TEXT, **_JSON_ANY}
+_SSE = {"text/event-stream": {"schema": {"type": "string"}}}
 _SECURITY: list[dict[str, list[str]]] = [{"api_token": []}]
 _NS = {
     "name": "namespace",
@@ -149,6 +150,29 @@ def _evaluation(operation: str, summary: str, ok: str, body: bool = False) -> di
     return entry
 
 
+def _mcp(method: str) -> dict[str, Any]:
+    """The namespace's skills as an MCP server (Streamable HTTP, docs/mcp.md)."""
+    entry: dict[str, Any] = {
+        "tags": ["tools"],
+        "operationId": f"mcp_{method}",
+        "summary": "The namespace's skills as MCP tools (Streamable HTTP transport)",
+        "security": _SECURITY,
+        "responses": {
+            "200": {"description": "JSON-RPC answer or event stream", "content": {**_JSON_ANY, **_SSE}},
+            "202": {"description": "Notification accepted"},
+            **_auth(),
+            "404": {"description": "Namespace or session not found", "content": _EITHER},
+            "405": {"description": "Method not allowed for this transport"},
+            "406": {"description": "`Accept` must allow JSON and event streams", "content": _EITHER},
+            **_body_errors(),
+            "400": {"description": "Invalid JSON-RPC or header", "content": _EITHER},
+        },
+    }
+    if method == "post":
+        entry["requestBody"] = {"required": True, "content": _JSON_ANY}
+    return entry
+
+
 def evaluation_paths() -> dict[str, Any]:
     one = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
     return {
@@ -222,6 +246,10 @@ def operational_paths() -> dict[str, Any]:
                     },
                 },
             }
+        },
+        "/v1/mcp/{namespace}": {
+            "parameters": [{**_NS, "schema": {"type": "string"}}],
+            **{method: _mcp(method) for method in ("get", "post", "delete")},
         },
         "/ready": {
             "get": {
