@@ -282,7 +282,11 @@ def test_backend_failure_is_a_runtime_error_with_the_drivers_message(client: htt
 def test_unknown_model(client: httpx.Client) -> None:
     response = run(client, {"mode": "chat", "text": "x", "model": "unknown-model"})
     assert response.status_code == 503
-    assert response.text == SERVER_ERROR_PREFIX + "The Skill tried to access a model that was not found."
+    assert response.text == SERVER_ERROR_PREFIX + (
+        "The Skill tried to access a model that was not found. Please check the provided model name. "
+        "You can query the list of available models at the `models` endpoint of the inference API. "
+        "If you believe the model should be available, contact the operator of your PhariaAI instance."
+    )
 
 
 def test_explain_is_not_supported_on_the_openai_backend(client: httpx.Client) -> None:

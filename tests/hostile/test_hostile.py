@@ -189,7 +189,11 @@ def test_csi_in_metadata_is_refused(client: httpx.Client) -> None:
 def test_csi_with_absurd_arguments(client: httpx.Client, openai: tuple[OpenAIServer, str]) -> None:
     unknown = run(client, {"mode": "chat", "model": "unknown-model"})
     assert unknown.status_code == 503
-    assert unknown.text == RUNTIME_PREFIX + "The Skill tried to access a model that was not found."
+    assert unknown.text == RUNTIME_PREFIX + (
+        "The Skill tried to access a model that was not found. Please check the provided model name. "
+        "You can query the list of available models at the `models` endpoint of the inference API. "
+        "If you believe the model should be available, contact the operator of your PhariaAI instance."
+    )
     absurd_tokens = run(client, {"mode": "chat", "n": 2**31})  # fits `max-tokens: u32`: the backend decides
     assert absurd_tokens.status_code == 200, absurd_tokens.text[:300]
     assert isinstance(absurd_tokens.json()["result"], str)
