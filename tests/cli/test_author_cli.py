@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.openai_server import OpenAIServer
 from tests.support.servers import free_port
-from tests.support.skills import WIT, build_raw_skill
+from tests.support.skills import WIT, build_raw_skill, unstable_copy
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -86,6 +86,17 @@ def test_inspect_the_0_2_and_0_4_lines(cli_env: dict[str, str]) -> None:
     assert v02["loads"] is True and v02["input_schema"] is None  # 0.2 has no metadata export
     v04 = inspect(cli_env, build_raw_skill("wit_v0_4", WIT / "skill@0.4", "skill"))
     assert str(v04["world"]).startswith("pharia:skill/skill-handler@0.4.") and v04["loads"] is True
+
+
+def test_inspect_the_beta_0_5_line_says_whether_it_loads(cli_env: dict[str, str]) -> None:
+    wasm = build_raw_skill("wit_v0_4", unstable_copy(WIT / "skill@0.4", "0.5.0", "alpha"), "skill", "alpha")
+    refused = cli(cli_env, "inspect", str(wasm), "--json")
+    assert refused.returncode == 1  # it would not load here: 0.5 is served only with the BETA feature set
+    stable = json.loads(refused.stdout)
+    assert str(stable["world"]).startswith("pharia:skill/skill-handler@0.5.")
+    assert stable["loads"] is False and "PHARIA_AI_FEATURE_SET=BETA" in str(stable["error"])
+    beta = inspect({**cli_env, "PHARIA_AI_FEATURE_SET": "BETA"}, wasm)
+    assert beta["loads"] is True and beta["error"] is None
 
 
 def test_inspect_a_file_that_is_not_a_component(cli_env: dict[str, str], tmp_path: Path) -> None:
