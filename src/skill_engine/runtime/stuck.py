@@ -2,7 +2,7 @@
 
 A guest blocked inside a WASI call (`time.sleep(10**9)`, a poll on a far deadline) cannot be interrupted:
 epoch checks only run in wasm code, and wasmtime-py exposes no way to cancel a blocking WASI call (see
-docs/decisions/0007-guests-stuck-in-wasi.md). Its caller is answered at the deadline anyway; this module
+docs/decisions/0010-guests-stuck-in-wasi.md). Its caller is answered at the deadline anyway; this module
 decides what happens to its execution slot. Shortly after the stop (`SETTLE` seconds, enough for a busy
 guest to trap at its next epoch check) a thread that is still running is counted as stuck and its slot
 is given back, so stuck guests stop counting against `MAX_CONCURRENT_SKILLS`. At most `MAX_STUCK_SKILLS`
