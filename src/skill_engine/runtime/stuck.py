@@ -1,4 +1,4 @@
-"""Guests stuck in WASI after their invocation was stopped (docs/security.md, decisions/0007).
+"""Guests stuck in WASI after their invocation was stopped (docs/security.md, decisions/0010).
 
 A guest blocked inside a WASI call (`time.sleep(10**9)`, a poll on a far deadline) cannot be interrupted:
 epoch checks only run in wasm code, and wasmtime-py exposes no way to cancel a blocking WASI call (see
