@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from skill_engine.api.http import HttpError, bearer_token, json_response, json_value
+from skill_engine.api.http import HttpError, bearer_token, json_response, json_value, read_body
 from skill_engine.evaluation.datasets import DatasetError, parse_dataset
 from skill_engine.evaluation.report import compare, summarize
 from skill_engine.evaluation.runner import Evaluations, RunError
@@ -82,24 +82,13 @@ class EvaluationRoutes:
             Route("/v1/evaluations/{id}", _errors(self.delete_run, self.evaluations), methods=["DELETE"]),
         ]
 
-    async def _body(self, request: Request) -> bytes:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_dataset_bytes:
-            raise HttpError(413, f"The dataset is larger than {self.max_dataset_bytes} bytes.")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_dataset_bytes:
-                raise HttpError(413, f"The dataset is larger than {self.max_dataset_bytes} bytes.")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
     async def upload(self, request: Request) -> Response:
         bearer_token(request)
         name = request.query_params.get("name", "").strip()
         if not name or len(name) > 200:
             raise HttpError(400, "Give the dataset a `name` query parameter (1 to 200 characters).")
-        body = await self._body(request)
+        too_large = f"The dataset is larger than {self.max_dataset_bytes} bytes."
+        body = await read_body(request, self.max_dataset_bytes, too_large)
         try:
             examples = await asyncio.to_thread(
                 parse_dataset, body, request.headers.get("content-type"), self.max_examples

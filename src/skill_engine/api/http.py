@@ -14,7 +14,16 @@ from skill_engine.api.errors import HttpError
 from skill_engine.api.json_worker import JsonProblem, compact_json, dumps
 from skill_engine.config import invalid_namespace_text, is_valid_namespace
 
-__all__ = ["HttpError", "bearer_token", "json_body", "json_response", "json_value", "namespace_param", "text"]
+__all__ = [
+    "HttpError",
+    "bearer_token",
+    "json_body",
+    "json_response",
+    "json_value",
+    "namespace_param",
+    "read_body",
+    "text",
+]
 
 MAX_BODY = 50 * 1024 * 1024
 _LARGE = 1024 * 1024
@@ -72,16 +81,20 @@ def serde_style(error: json.JSONDecodeError) -> str:
     return f"{error.msg} at line {error.lineno} column {error.colno}"
 
 
-async def read_body(request: Request) -> bytes:
+TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
+
+
+async def read_body(request: Request, limit: int = MAX_BODY, too_large: str = TOO_LARGE) -> bytes:
+    """The body, counted while it streams in: 413 with `too_large` as soon as it passes `limit`."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise HttpError(413, "Failed to buffer the request body: length limit exceeded")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HttpError(413, too_large)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise HttpError(413, "Failed to buffer the request body: length limit exceeded")
+        if size > limit:
+            raise HttpError(413, too_large)
         chunks.append(chunk)
     return b"".join(chunks)
 
