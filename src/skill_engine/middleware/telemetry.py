@@ -14,7 +14,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skill_engine import telemetry
@@ -27,19 +27,31 @@ QUIET_PATHS = frozenset({"/health", "/ready"})  # probes
 
 
 def _route(scope: Scope) -> tuple[str | None, bool]:
-    """(route template, whether method and path both matched)."""
-    app = scope.get("app")
-    routes = getattr(app, "routes", ())
-    partial: str | None = None
-    for route in routes:
+    """(route template, whether method and path both matched), as the router matched them.
+
+    The router leaves the route it handed the request to in `scope["route"]` (Starlette ≥ 0.33), a path-only
+    match (405) included. A request answered before routing (a CORS preflight, a refused request body) has
+    none: only then is the route looked up here, the way the router would have.
+    """
+    route = scope.get("route")
+    if route is None:
+        route = _match(scope)
+    if not isinstance(route, Route):
+        return None, False
+    return route.path, not route.methods or scope["method"] in route.methods
+
+
+def _match(scope: Scope) -> BaseRoute | None:
+    partial: BaseRoute | None = None
+    for route in getattr(scope.get("app"), "routes", ()):
         if not isinstance(route, Route):
             continue
         match, _ = route.matches(scope)
         if match is Match.FULL:
-            return route.path, True
+            return route
         if match is Match.PARTIAL and partial is None:
-            partial = route.path
-    return partial, False
+            partial = route
+    return partial
 
 
 class TelemetryMiddleware:
@@ -54,7 +66,6 @@ class TelemetryMiddleware:
         started = time.perf_counter()
         token = telemetry.activate(self.telemetry)
         method: str = scope["method"]
-        template, matched = _route(scope)
         status = 500
         tracing = self.telemetry.tracing
         tracer = tracing.tracer
@@ -65,10 +76,10 @@ class TelemetryMiddleware:
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             parent = tracing.extract(headers)
             span = tracer.start_span(
-                f"{method} {template}" if template else method,
+                method,  # named after the route once the router has matched it
                 context=parent,
                 kind=SpanKind.SERVER,
-                attributes=_request_attributes(scope, method, template, headers),
+                attributes=_request_attributes(scope, method, headers),
             )
             ctx = set_span_in_context(span, parent)
             context_token = otel_context.attach(ctx)
@@ -90,7 +101,11 @@ class TelemetryMiddleware:
             raise
         finally:
             elapsed = time.perf_counter() - started
+            template, matched = _route(scope)
             if span is not None:
+                if template is not None:
+                    span.update_name(f"{method} {template}")
+                    span.set_attribute("http.route", template)
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
@@ -120,15 +135,13 @@ class TelemetryMiddleware:
             telemetry.deactivate(token)
 
 
-def _request_attributes(scope: Scope, method: str, template: str | None, headers: dict[str, str]) -> Any:
+def _request_attributes(scope: Scope, method: str, headers: dict[str, str]) -> Any:
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.path": scope["path"],
         "url.scheme": scope.get("scheme", "http"),
         "network.protocol.version": scope.get("http_version", "1.1"),
     }
-    if template is not None:
-        attributes["http.route"] = template
     server = scope.get("server")
     if server:
         attributes["server.address"], attributes["server.port"] = server[0], server[1]
