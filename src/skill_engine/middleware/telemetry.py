@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -67,23 +69,7 @@ class TelemetryMiddleware:
         token = telemetry.activate(self.telemetry)
         method: str = scope["method"]
         status = 500
-        tracing = self.telemetry.tracing
-        tracer = tracing.tracer
-        span = None
-        context_token = None
-        extra_headers: list[tuple[bytes, bytes]] = []
-        if tracer is not None:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            parent = tracing.extract(headers)
-            span = tracer.start_span(
-                method,  # named after the route once the router has matched it
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes=_request_attributes(scope, method, headers),
-            )
-            ctx = set_span_in_context(span, parent)
-            context_token = otel_context.attach(ctx)
-            extra_headers = [(k.encode(), v.encode()) for k, v in tracing.response_headers(ctx).items()]
+        span, context_token, extra_headers = self._start_span(scope, method)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -100,39 +86,57 @@ class TelemetryMiddleware:
                 span.record_exception(e)
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            template, matched = _route(scope)
-            if span is not None:
-                if template is not None:
-                    span.update_name(f"{method} {template}")
-                    span.set_attribute("http.route", template)
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                span.end()
-            if matched and template is not None:
-                metrics = self.telemetry.metrics
-                labels = (method, template, str(status))
-                metrics.http_requests.labels(*labels).inc()
-                metrics.http_duration.labels(*labels).observe(elapsed)
-            path: str = scope["path"]
-            log.log(
-                logging.DEBUG if path in QUIET_PATHS else logging.INFO,
-                "%s %s %d %.1fms",
-                method,
-                path,
-                status,
-                elapsed * 1000,
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            self._observe(scope, method, status, time.perf_counter() - started, span)
             if context_token is not None:
                 otel_context.detach(context_token)
             telemetry.deactivate(token)
+
+    def _start_span(
+        self, scope: Scope, method: str
+    ) -> tuple[Span | None, Token[Context] | None, list[tuple[bytes, bytes]]]:
+        """The server span (continuing an incoming `traceparent`), made current, and the response headers
+        that name it; nothing without tracing."""
+        tracing = self.telemetry.tracing
+        if tracing.tracer is None:
+            return None, None, []
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        parent = tracing.extract(headers)
+        span = tracing.tracer.start_span(
+            method,  # named after the route once the router has matched it
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=_request_attributes(scope, method, headers),
+        )
+        ctx = set_span_in_context(span, parent)
+        extra_headers = [(k.encode(), v.encode()) for k, v in tracing.response_headers(ctx).items()]
+        return span, otel_context.attach(ctx), extra_headers
+
+    def _observe(self, scope: Scope, method: str, status: int, elapsed: float, span: Span | None) -> None:
+        """Ends the span, counts a request that matched a route and logs the request line."""
+        template, matched = _route(scope)
+        if span is not None:
+            if template is not None:
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+        if matched and template is not None:
+            metrics = self.telemetry.metrics
+            labels = (method, template, str(status))
+            metrics.http_requests.labels(*labels).inc()
+            metrics.http_duration.labels(*labels).observe(elapsed)
+        path: str = scope["path"]
+        log.log(
+            logging.DEBUG if path in QUIET_PATHS else logging.INFO,
+            "%s %s %d %.1fms",
+            method,
+            path,
+            status,
+            elapsed * 1000,
+            extra={"method": method, "path": path, "status": status, "duration_ms": round(elapsed * 1000, 3)},
+        )
 
 
 def _request_attributes(scope: Scope, method: str, headers: dict[str, str]) -> Any:
