@@ -159,6 +159,7 @@ class Engine:
                 settings.max_queued_skills,
                 settings.skill_queue_timeout,
                 settings.max_concurrent_skills_per_namespace,
+                settings.reserved_skill_slots,
             ),
             output_limit=int(settings.skill_output_limit),
             alpha=settings.pharia_ai_feature_set.strip().lower() == "beta",

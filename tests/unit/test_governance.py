@@ -126,6 +126,52 @@ def test_a_full_queue_still_takes_a_namespace_below_its_share() -> None:
     asyncio.run(scenario())
 
 
+def test_reserved_slots_admit_another_namespace_at_once_while_one_floods() -> None:
+    async def scenario() -> None:
+        admission = Admission(limit=4, queue_length=10, queue_timeout=5, reserve=1)
+        admission.configure("flood", Share())
+        admission.configure("trickle", Share())
+        for _ in range(3):
+            await admission.acquire("flood")
+        queued = asyncio.create_task(admission.acquire("flood"))
+        await asyncio.sleep(0)
+        assert admission.running("flood") == 3 and admission.queued("flood") == 1  # one slot stays free
+        await asyncio.wait_for(admission.acquire("trickle"), 1)  # at once, not after a flood request
+        admission.release("trickle")
+        await asyncio.sleep(0)
+        assert not queued.done()  # the freed slot is kept again
+        admission.release("flood")
+        await queued
+        assert admission.running("flood") == 3
+        for _ in range(3):
+            admission.release("flood")
+
+    asyncio.run(scenario())
+
+
+def test_a_namespace_alone_gets_every_slot_and_the_reserve_is_explained_in_the_429() -> None:
+    async def scenario() -> None:
+        alone = Admission(limit=4, queue_length=0, queue_timeout=5, reserve=1)
+        for _ in range(4):
+            await alone.acquire("only")  # no other namespace exists: nothing to keep a slot for
+        shared = Admission(limit=4, queue_length=0, queue_timeout=5, reserve=1)
+        shared.configure("other", Share())
+        for _ in range(3):
+            await shared.acquire("flood")
+        with pytest.raises(Overloaded) as refused:
+            await shared.acquire("flood")
+        assert str(refused.value) == (
+            "The Kernel is currently overloaded: namespace 'flood' already runs 3 of the 4 skill execution "
+            "slots (1 kept for other namespaces) and 0 requests are already waiting. Please try again "
+            "later, if the situation persists you may want to contact the operators."
+        )
+        # One per 16 slots by default, none below 4 slots, never all of them.
+        assert [Admission(limit).reserve for limit in (1, 3, 4, 32, 64)] == [0, 0, 1, 2, 4]
+        assert Admission(2, reserve=5).reserve == 1
+
+    asyncio.run(scenario())
+
+
 def test_max_queued_per_namespace() -> None:
     async def scenario() -> None:
         admission = Admission(limit=1, queue_length=100, queue_timeout=5)
