@@ -39,6 +39,27 @@ def test_default_policy_binds_namespaces_without_their_own_and_always_csi_over_h
     assert Policies().allows("any", Kind.MODEL, "gpt-x")
 
 
+def test_csi_over_http_is_closed_for_kinds_namespaces_restrict_until_a_default_policy_opens_them() -> None:
+    # No `[policy]`: a namespace restricts models, so CSI over HTTP may use no model, whichever
+    # namespace it names (naming one must not pick a more permissive policy); collections stay open.
+    policies = Policies({"fin": Policy.of(models=["llama-*"]), "open": Policy.of(tools=["add"])})
+    for named in (None, "fin", "open", "unknown"):
+        assert not policies.allows(named, Kind.MODEL, "llama-3", over_http=True)
+        assert policies.denied_by(named, Kind.MODEL, "llama-3", over_http=True) == (None,)
+        assert policies.allows(named, Kind.COLLECTION, "finance/reports", over_http=True)
+    assert not policies.allows("open", Kind.TOOL, "add", over_http=True)
+    # Skills keep their own namespace's policy; a namespace without one stays open.
+    assert policies.allows("fin", Kind.MODEL, "llama-3")
+    assert policies.allows("open", Kind.MODEL, "gpt-x")
+    # A default `[policy]` is the baseline: the named namespace narrows it, and is named when it refuses.
+    opened = Policies({"fin": Policy.of(models=["llama-*"])}, default=Policy.of(models=["*"]))
+    assert opened.allows(None, Kind.MODEL, "gpt-x", over_http=True)
+    assert opened.denied_by("fin", Kind.MODEL, "gpt-x", over_http=True) == ("fin",)
+    assert opened.allows("fin", Kind.MODEL, "llama-3", over_http=True)
+    # Without any policy nothing changes (PhariaEngine's behaviour).
+    assert Policies().allows(None, Kind.TOOL, "anything", over_http=True)
+
+
 def test_token_budget_refuses_once_spent_and_names_the_wait() -> None:
     budgets = TokenBudgets({"acc": 60})
     assert budgets.retry_after("acc") is None
