@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -311,6 +312,9 @@ def create_app(settings: Settings) -> Starlette:  # long: the route table and mi
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.start()
+        # What start-up built lives as long as the process: keep it out of every later full collection
+        # (with 1,000 invocations in flight the collector's walks were ~9% of the engine's CPU).
+        gc.freeze()
         try:
             async with mcp_endpoint.running():
                 yield

@@ -483,6 +483,27 @@ def test_an_evaluation_run_leaves_a_record_per_example_like_invocations(
     assert allowed["tokens"]["prompt"] > 0 and allowed["error"] is None
     assert (denied["error"], denied["denials"]) == ("policy_denied", [{"kind": "model", "name": "gpt-x"}])
     assert sorted(r["trace_id"] for r in examples) == sorted(r["trace_id"] for r in results)
+    # The query command finds the examples of one run.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skill_engine",
+            "audit",
+            "--file",
+            str(engine.workdir / "audit" / "audit.jsonl"),
+            "--kind",
+            "evaluation",
+            "--evaluation",
+            run_id,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(line)["status"] for line in result.stdout.splitlines()) == [200, 403]
 
 
 def test_the_audit_command_answers_who_read_a_collection(client: httpx.Client, engine: EngineProcess) -> None:

@@ -15,6 +15,7 @@ from skill_engine.governance.audit_log import AuditLog, files
 from skill_engine.governance.budget import TokenBudgets
 from skill_engine.governance.policy import Kind, Policies, Policy
 from skill_engine.runtime.admission import Admission, Overloaded, Share
+from skill_engine.workers import per_worker
 
 
 def test_absent_lists_allow_empty_lists_deny_patterns_match() -> None:
@@ -191,6 +192,21 @@ def test_a_namespace_alone_gets_every_slot_and_the_reserve_is_explained_in_the_4
         assert Admission(2, reserve=5).reserve == 1
 
     asyncio.run(scenario())
+
+
+def test_reserved_skill_slots_from_env_are_split_between_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings().reserved_skill_slots is None  # default: computed from each worker's own slots
+    monkeypatch.setenv("RESERVED_SKILL_SLOTS", "6")
+    monkeypatch.setenv("MAX_CONCURRENT_SKILLS", "64")
+    settings = Settings()
+    assert settings.reserved_skill_slots == 6
+    assert per_worker(settings, 2).reserved_skill_slots == 3
+    monkeypatch.setenv("RESERVED_SKILL_SLOTS", "-1")
+    with pytest.raises(ValueError):
+        Settings()
 
 
 def test_max_queued_per_namespace() -> None:
