@@ -325,6 +325,8 @@ class Settings(BaseSettings):
     max_queued_skills: int = Field(default=256, ge=0)
     skill_queue_timeout: Duration = 10.0
     max_concurrent_skills_per_namespace: int | None = Field(default=None, ge=1)
+    reserved_skill_slots: int | None = Field(default=None, ge=0)
+    """Slots one namespace cannot take while others exist; default 1 per 16 (docs/governance.md)."""
     skill_output_limit: ByteSize = ByteSize(50 * 1024 * 1024)
     max_skill_size: ByteSize = ByteSize(512 * 1024 * 1024)
     """Largest component accepted from a registry or a directory; larger ones are refused unread."""
@@ -385,6 +387,7 @@ class Settings(BaseSettings):
         "otel_endpoint",
         "max_concurrent_skills_per_namespace",
         "max_stuck_skills",
+        "reserved_skill_slots",
         "audit_log",
         mode="before",
     )

@@ -43,12 +43,14 @@ def per_worker(settings: Settings, workers: int) -> Settings:
         return settings
     per_namespace = settings.max_concurrent_skills_per_namespace
     stuck = settings.max_stuck_skills
+    reserved = settings.reserved_skill_slots
     return settings.model_copy(
         update={
             "max_concurrent_skills": max(1, settings.max_concurrent_skills // workers),
             "max_queued_skills": settings.max_queued_skills // workers,
             "max_connections": max(1, settings.max_connections // workers),
             "max_stuck_skills": None if stuck is None else stuck // workers,
+            "reserved_skill_slots": None if reserved is None else reserved // workers,
             "max_input_bytes_in_flight": settings.max_input_bytes_in_flight // workers,
             "csi_concurrency": max(1, settings.csi_concurrency // workers),
             "max_concurrent_skills_per_namespace": (

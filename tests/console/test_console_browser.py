@@ -1,5 +1,6 @@
 """The Skill Console in a real browser (Debian's Chromium via Playwright) against the real engine serving
-SDK-built skills: catalogue, a nested-schema form that runs, a message stream growing in the page, an
+SDK-built skills: catalogue, a nested-schema form that runs, a message stream growing in the page, reasoning
+and tool events shown apart from the text, the token form of an engine that requires a token, an
 execution's trace with its CSI call, and `/api-docs` rendering without internet access."""
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from playwright.sync_api import expect
 
 from tests.support.browser import Outside
 from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
-from tests.support.skills import build_skill
+from tests.support.servers import ThreadedServer
+from tests.support.skills import WIT, build_raw_skill, build_skill
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -32,7 +35,11 @@ def engine(
     _, url = openai
     process = engine_with_skills(
         tmp_path_factory.mktemp("console"),
-        {"console-form": build_skill("console_form"), "streamer": streamer_wasm},
+        {
+            "console-form": build_skill("console_form"),
+            "streamer": streamer_wasm,
+            "v04-stream": build_raw_skill("wit_v0_4_stream", WIT / "skill@0.4", "message-stream-skill"),
+        },
         {
             "OPENAI_INFERENCE__URL": url,
             "OPENAI_INFERENCE__TOKEN": "tok",
@@ -43,7 +50,7 @@ def engine(
     try:
         # Loaded once before the browser looks (compiling is slow on a busy machine).
         with httpx.Client(base_url=process.url, timeout=600) as client:
-            for name in ("console-form", "streamer"):
+            for name in ("console-form", "streamer", "v04-stream"):
                 assert client.get(f"/v1/skills/my-team/{name}/metadata").status_code == 200
         yield process
     finally:
@@ -104,6 +111,17 @@ def test_a_message_stream_grows_in_the_page(engine: EngineProcess, page: Any) ->
     page.goto("about:blank")  # leaving the page ends the stream and the invocation
 
 
+def test_reasoning_is_shown_apart_from_the_message_text(engine: EngineProcess, page: Any) -> None:
+    page.goto(f"{engine.url}/ui#/playground/my-team/v04-stream")
+    page.get_by_label("Input (JSON)").fill('{"mode": "reasoning"}')
+    page.get_by_role("button", name="Run").click()
+    message = page.locator("#transcript .message")
+    expect(message.locator(".text")).to_have_text("Answer", timeout=120_000)
+    expect(message.locator(".reasoning")).to_be_visible()
+    expect(message.locator(".reasoning")).to_have_text("Reasoning Let me think.")
+    expect(message.locator(".text")).not_to_contain_text("think")
+
+
 def test_an_execution_shows_its_trace_with_the_csi_call_and_log_lines(
     engine: EngineProcess, page: Any
 ) -> None:
@@ -132,3 +150,56 @@ def test_api_docs_render_without_internet(engine: EngineProcess, page: Any, outs
     expect(page.locator('article[data-skill="test-beta/hello"]')).to_be_visible()
     time.sleep(0.5)
     assert outside.urls == []
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory, compiled_cache: Path) -> Iterator[EngineProcess]:
+    """An engine that asks for a token: the IAM test server accepts `good-…` and rejects `bad-…` tokens."""
+    iam = ThreadedServer(IamServer().app).start()
+    process = engine_with_skills(
+        tmp_path_factory.mktemp("console-guarded"),
+        {},
+        {"AUTHORIZATION_URL": iam.url, "WASMTIME_CACHE_DIR": str(compiled_cache), "SKILL_TIMEOUT": "120s"},
+    ).start(timeout=180)
+    try:
+        with httpx.Client(base_url=process.url, timeout=600) as client:
+            headers = {"Authorization": "Bearer good-token"}
+            assert client.get("/v1/skills/test-beta/tool_caller/metadata", headers=headers).status_code == 200
+        yield process
+    finally:
+        process.stop()
+        iam.stop()
+
+
+def test_the_token_form_asks_rejects_and_keeps_the_token_for_the_tab(
+    guarded: EngineProcess, page: Any
+) -> None:
+    page.goto(f"{guarded.url}/ui")
+    form = page.locator("#token-form")
+    expect(form).to_be_visible(timeout=60_000)
+    page.get_by_label("API token").fill("bad-token")
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator("#token-error")).to_have_text("The token was rejected.", timeout=60_000)
+    page.get_by_label("API token").fill("good-token")
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator('article[data-skill="test-beta/hello"]')).to_be_visible(timeout=60_000)
+    expect(form).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('skill-engine-token')") == "good-token"
+    assert page.evaluate("localStorage.length") == 0  # never kept beyond the tab
+    page.reload()
+    expect(page.locator('article[data-skill="test-beta/hello"]')).to_be_visible(timeout=60_000)
+    expect(form).to_be_hidden()
+
+
+def test_tool_events_are_shown_apart_from_the_message_text(guarded: EngineProcess, page: Any) -> None:
+    page.goto(f"{guarded.url}/ui")
+    page.evaluate("sessionStorage.setItem('skill-engine-token', 'good-token')")
+    page.goto(f"{guarded.url}/ui#/playground/test-beta/tool_caller")
+    page.get_by_label("Input (JSON)").fill("{}")
+    page.get_by_role("button", name="Run").click()
+    transcript = page.locator("#transcript")
+    expect(transcript.locator(".message .text")).to_have_text(
+        "The result of calling the add tool for a=1 and b=2 is: 3", timeout=120_000
+    )
+    expect(transcript.locator(".tool")).to_have_text(["Tool add: begin", "Tool add: end"])
+    expect(transcript.locator(".tool-begin")).to_have_count(1)

@@ -1,7 +1,8 @@
 """Weighted fair admission across namespaces, measured through real HTTP (docs/governance.md).
 
 Slow requests wait on a loopback OpenAI server (`slow-<s>` models), so they hold execution slots without
-using CPU; bounded in count and time, loopback only.
+using CPU; bounded in count and time, loopback only. With 4 slots the default `RESERVED_SKILL_SLOTS` is 1:
+one namespace holds at most 3 of them while others are configured.
 """
 
 from __future__ import annotations
@@ -84,35 +85,40 @@ def p95(values: list[float]) -> float:
 
 
 def test_a_flooding_namespace_does_not_starve_a_trickle(engine: EngineProcess) -> None:
-    async def scenario() -> tuple[list[float], float, list[tuple[int, float, float]], list[int]]:
+    async def scenario() -> tuple[
+        list[float], float, list[tuple[int, float, float]], list[tuple[int, float, float]]
+    ]:
         limits = httpx.Limits(max_connections=200)
         async with httpx.AsyncClient(base_url=engine.url, timeout=120, limits=limits) as client:
             unloaded = [(await timed(client, "trickle", {"mode": "echo"}))[1] for _ in range(10)]
             one_slow = (await timed(client, "flood", slow(1)))[1]
-            # 10× the capacity of 1 s requests: 40 at once, 36 of them queue.
+            # 10x the capacity of 1 s requests: 40 at once, most of them queue.
             flood = [asyncio.ensure_future(timed(client, "flood", slow(1))) for _ in range(10 * SLOTS)]
             await asyncio.sleep(0.5)
             trickle = []
             for _ in range(10):
                 trickle.append(await timed(client, "trickle", {"mode": "echo"}))
                 await asyncio.sleep(0.3)
-            flooded = await asyncio.gather(*flood)
-            return unloaded, one_slow, trickle, [status for status, _, _ in flooded]
+            return unloaded, one_slow, trickle, list(await asyncio.gather(*flood))
 
-    unloaded, one_slow, trickle, flood_statuses = asyncio.run(scenario())
-    statuses = [status for status, _, _ in trickle]
+    unloaded, one_slow, trickle, flooded = asyncio.run(scenario())
     loaded = [latency for _, latency, _ in trickle]
     print(
         f"\ntrickle p95 unloaded {p95(unloaded) * 1000:.0f} ms, "
         f"under a 10x flood {p95(loaded) * 1000:.0f} ms "
         f"(ratio {p95(loaded) / p95(unloaded):.1f}); one flood request alone {one_slow * 1000:.0f} ms; "
-        f"flood statuses {sorted(set(flood_statuses))}"
+        f"flood statuses {sorted({status for status, _, _ in flooded})}"
     )
-    assert statuses == [200] * 10
-    assert set(flood_statuses) <= {200, 429}
-    # Slots are not pre-empted: the trickle waits for one of the flood's requests to free a slot (at
-    # most one flood request's duration), never for the flood's queue (ten of them).
-    assert p95(loaded) <= p95(unloaded) + 2 * one_slow
+    assert [status for status, _, _ in trickle] == [200] * 10
+    assert {status for status, _, _ in flooded} <= {200, 429}
+    # The flood still had a backlog when the trickle's last request was answered: it was measured under load.
+    assert (
+        max(finished for _, _, finished in flooded) > max(finished for _, _, finished in trickle) + one_slow
+    )
+    # A slot is kept free for other namespaces, so the trickle never waits for one of the flood's requests
+    # to finish (that alone would be a whole `one_slow`): a small multiple of its unloaded latency, plus a
+    # margin for a slower or busier machine that is still well below one flood request.
+    assert p95(loaded) <= 3 * p95(unloaded) + one_slow / 4
 
 
 def test_weights_share_the_engine_when_both_namespaces_flood(engine: EngineProcess) -> None:

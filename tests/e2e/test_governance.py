@@ -87,6 +87,7 @@ def engine(
         "DOCUMENTS__DIRECTORY": str(workdir / "documents"),
         "DOCUMENTS__ADMIN_TOKEN": "admin-secret",
         "AUDIT_LOG": str(workdir / "audit" / "audit.jsonl"),
+        "EVALUATIONS__DIRECTORY": str(workdir / "evaluations"),
         "OTEL_ENDPOINT": otlp.url,
         "SKILL_TIMEOUT": "60s",
         # `acc`: one model family, one collection, one tool; a CPU limit of 1 s.
@@ -98,6 +99,9 @@ def engine(
         # `free`: no policy at all (today's behaviour); `thrifty`: 25 tokens a minute (a chat uses 10).
         "NAMESPACES__FREE__NATIVE_TOOLS": '["add", "subtract"]',
         "NAMESPACES__THRIFTY__LIMITS__TOKENS_PER_MINUTE": "25",
+        # The default policy opens every model to CSI over HTTP (and to namespaces without a policy);
+        # collections and tools, which `acc` restricts and it does not list, stay closed over HTTP.
+        "POLICY__MODELS": '["*"]',
     }
     # Few components per namespace: each one compiles at the engine's start.
     served = {"acc": list(skills), "free": ["probe", "mcp-user"], "thrifty": ["probe"]}
@@ -201,9 +205,34 @@ def test_csi_over_http_follows_the_named_namespace(client: httpx.Client) -> None
     assert denied.text == "The policy of namespace 'acc' does not allow the model 'gpt-x'."
     body[0]["model"] = "llama-3"
     assert client.post("/csi/v1/chat", json=body, headers={"x-namespace": "acc"}).status_code == 200
-    # Without a namespace and without a default `[policy]`, CSI over HTTP is unrestricted as before.
+    # Without a namespace, the default `[policy]` (every model) applies.
     body[0]["model"] = "gpt-x"
     assert client.post("/csi/v1/chat", json=body).status_code == 200
+
+
+def test_csi_over_http_cannot_pick_a_more_permissive_namespace(client: httpx.Client) -> None:
+    # `acc` restricts collections and tools and `[policy]` lists neither: over HTTP they are closed,
+    # also when the caller names `free` (no policy), `acc` (which allows this collection) or nothing.
+    search = [
+        {
+            "query": "vacation",
+            "index_path": {"namespace": "handbook", "collection": "policies", "index": "lexical"},
+            "max_results": 1,
+        }
+    ]
+    expected = "The engine's default policy does not allow the collection 'handbook/policies'."
+    for headers in ({"x-namespace": "free"}, {"x-namespace": "acc"}, {}):
+        denied = client.post("/csi/v1/search", json=search, headers=headers)
+        assert (denied.status_code, denied.text) == (403, expected)
+    call = {"namespace": "free", "requests": [{"name": "add", "arguments": [{"name": "a", "value": 1}]}]}
+    denied = client.post("/csi/v1/invoke_tool", json=call)
+    assert (denied.status_code, denied.text) == (
+        403,
+        "The engine's default policy does not allow the tool 'add'.",
+    )
+    assert client.post("/csi/v1/list_tools", json={"namespace": "free"}).json() == []
+    # Skills of `free` keep every tool (the baseline binds CSI over HTTP only).
+    assert [t["name"] for t in client.get("/v1/tools/free").json()] == ["add", "subtract"]
 
 
 # -- policies: collections ------------------------------------------------------------------------------
@@ -247,8 +276,8 @@ def test_tool_listings_show_allowed_tools_only(client: httpx.Client) -> None:
     assert [t["name"] for t in listed.json()["result"]] == ["add"]
     assert [t["name"] for t in client.get("/v1/tools/acc").json()] == ["add"]
     assert [t["name"] for t in client.get("/v1/tools/free").json()] == ["add", "subtract"]
-    over_http = client.post("/csi/v1/list_tools", json={"namespace": "acc"})
-    assert [t["name"] for t in over_http.json()] == ["add"]
+    # Over HTTP tools are closed (`[policy]` lists none while `acc` restricts them).
+    assert client.post("/csi/v1/list_tools", json={"namespace": "acc"}).json() == []
 
 
 def test_an_allowed_tool_runs_and_a_denied_one_ends_the_run(client: httpx.Client) -> None:
@@ -404,6 +433,77 @@ def test_csi_over_http_and_streams_are_audited(client: httpx.Client, engine: Eng
         200,
         "policy_denied",
     )
+
+
+def test_an_evaluation_run_leaves_a_record_per_example_like_invocations(
+    client: httpx.Client, engine: EngineProcess
+) -> None:
+    before = len(audit_records(engine))
+    rows = [{"input": {"mode": "chat", "model": m, "text": SECRET_PROMPT}} for m in ("llama-3", "gpt-x")]
+    content = "".join(json.dumps(row) + "\n" for row in rows)
+    uploaded = client.post(
+        "/v1/datasets",
+        params={"name": "audited"},
+        content=content,
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    body = {
+        "namespace": "acc",
+        "skill": "probe",
+        "dataset": uploaded.json()["id"],
+        "evaluators": [{"type": "llm_judge", "model": "llama-judge", "rubric": "Is it fine?"}],
+        "concurrency": 1,
+    }
+    started = client.post("/v1/evaluations", json=body)
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    deadline = time.monotonic() + 120
+    while client.get(f"/v1/evaluations/{run_id}").json()["status"] == "running":
+        assert time.monotonic() < deadline, "evaluation still running"
+        time.sleep(0.2)
+    results = client.get(f"/v1/evaluations/{run_id}/results").json()["items"]
+    records = [r for r in audit_records(engine, before + 3)[before:] if r["evaluation"] == run_id]
+    assert all(SECRET_PROMPT not in json.dumps(r) for r in records)
+    (start,) = [r for r in records if r["kind"] == "evaluation-run"]
+    assert (start["namespace"], start["skill"], start["subject"], start["status"]) == (
+        "acc",
+        "probe",
+        "user-1",
+        202,
+    )
+    examples = sorted((r for r in records if r["kind"] == "evaluation"), key=lambda r: r["status"])
+    assert [r["status"] for r in examples] == [200, 403]
+    allowed, denied = examples
+    for record in examples:
+        assert (record["namespace"], record["skill"], record["subject"]) == ("acc", "probe", "user-1")
+        assert record["email"] == "a@example.com" and record["digest"]
+    # The example's invocation and its judge: both models, the tokens of both.
+    assert allowed["models"] == ["llama-3", "llama-judge"]
+    assert allowed["tokens"]["prompt"] > 0 and allowed["error"] is None
+    assert (denied["error"], denied["denials"]) == ("policy_denied", [{"kind": "model", "name": "gpt-x"}])
+    assert sorted(r["trace_id"] for r in examples) == sorted(r["trace_id"] for r in results)
+    # The query command finds the examples of one run.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skill_engine",
+            "audit",
+            "--file",
+            str(engine.workdir / "audit" / "audit.jsonl"),
+            "--kind",
+            "evaluation",
+            "--evaluation",
+            run_id,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(line)["status"] for line in result.stdout.splitlines()) == [200, 403]
 
 
 def test_the_audit_command_answers_who_read_a_collection(client: httpx.Client, engine: EngineProcess) -> None:

@@ -89,8 +89,15 @@ def engine(
                 "MCP_FORWARD_TOKEN": quoted(servers["secure"].url),
             },
             "plain": {},
+            # Policy: of its two servers only alpha may be used; beta (listed first) owns the shared names.
+            "governed": {
+                "MCP_SERVERS": quoted(beta.url, alpha.url),
+                "POLICY__MCP_SERVERS": quoted(alpha.url),
+            },
         },
         {
+            # A namespace restricts MCP servers: CSI over HTTP needs the default policy to open them.
+            "POLICY__MCP_SERVERS": '["*"]',
             "OPENAI_INFERENCE__URL": openai[1],
             "OPENAI_INFERENCE__TOKEN": "tok",
             "WASMTIME_CACHE_DIR": str(compiled_cache),
@@ -260,6 +267,30 @@ def test_mcp_tools_over_csi_http(client: httpx.Client) -> None:
     listed = client.post("/csi/v1/list_tools", json={"namespace": "secure"}, headers=secret).json()
     assert [t["name"] for t in listed] == sorted([*MCP_TOOLS, "secure_only"])
     assert client.post("/csi/v1/list_tools", json={"namespace": "secure"}).json() == []
+
+
+def test_the_mcp_servers_policy_hides_and_refuses_a_denied_server(
+    client: httpx.Client, servers: dict[str, McpServerProcess]
+) -> None:
+    denied = f"The policy of namespace 'governed' does not allow the MCP server '{servers['beta'].url}'."
+    # Listings: only alpha's tools; the names beta owns (it is listed first) are hidden, not taken from alpha.
+    assert tool_names(client, "governed") == ["alpha_only"]
+    listed = run(client, {"mode": "list"}, "governed")
+    assert [t["name"] for t in listed] == ["alpha_only"]
+    over_http = client.post("/csi/v1/list_tools", json={"namespace": "governed"})
+    assert [t["name"] for t in over_http.json()] == ["alpha_only"]
+    # The allowed server answers; a call to a denied server ends the invocation with 403.
+    assert invoke(client, [{"name": "alpha_only"}], "governed") == [{"text": "alpha", "contents": ["alpha"]}]
+    for name in ("beta_only", "add"):
+        response = client.post(
+            "/v1/skills/governed/mcp_user/run", json={"mode": "invoke", "calls": [{"name": name}]}
+        )
+        assert (response.status_code, response.text) == (403, denied)
+    call = {"namespace": "governed", "requests": [{"name": "beta_only", "arguments": []}]}
+    response = client.post("/csi/v1/invoke_tool", json=call)
+    assert (response.status_code, response.text) == (403, denied)
+    # Namespaces without a policy are unaffected.
+    assert "beta_only" in tool_names(client, "tools")
 
 
 def test_tool_events_of_mcp_tools_in_a_message_stream(client: httpx.Client) -> None:

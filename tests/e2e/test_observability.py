@@ -451,6 +451,7 @@ def test_content_is_not_captured_by_default(
         compiled_cache,
         OTEL_ENDPOINT=f"{receiver.url}/v1/traces",
         OTEL_SAMPLING_RATIO="1.0",
+        NAMESPACES__MY_TEAM__NATIVE_TOOLS='["execute_python"]',
     )
     try:
         response = httpx.post(
@@ -466,6 +467,21 @@ def test_content_is_not_captured_by_default(
         assert chat.attributes["gen_ai.usage.output_tokens"] == 3
         assert "gen_ai.input.messages" not in chat.attributes
         assert "gen_ai.output.messages" not in chat.attributes
+        assert not any("secret" in json.dumps(s.attributes) for s in receiver.trace(trace_id))
+
+        # A code execution: its span says which tool ran and how it ended, never the code or its output.
+        header, trace_id, _ = traceparent()
+        code = {"name": "code", "value": json.dumps('print("secret-out")\nresult = "secret-result"')}
+        body = {"namespace": "my-team", "requests": [{"name": "execute_python", "arguments": [code]}]}
+        executed = httpx.post(
+            f"{process.url}/csi/v1/invoke_tool", json=body, headers={"traceparent": header}, timeout=1200
+        )
+        assert executed.status_code == 200, executed.text
+        assert "secret-result" in executed.text  # the caller gets the output; the trace does not
+        execution = only(receiver.wait_for_trace(trace_id, {"code_execution"}), "code_execution")
+        assert execution.attributes["gen_ai.tool.name"] == "execute_python"
+        assert "gen_ai.tool.call.arguments" not in execution.attributes
+        assert "gen_ai.tool.call.result" not in execution.attributes
         assert not any("secret" in json.dumps(s.attributes) for s in receiver.trace(trace_id))
     finally:
         process.stop()

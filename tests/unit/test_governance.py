@@ -15,6 +15,7 @@ from skill_engine.governance.audit_log import AuditLog, files
 from skill_engine.governance.budget import TokenBudgets
 from skill_engine.governance.policy import Kind, Policies, Policy
 from skill_engine.runtime.admission import Admission, Overloaded, Share
+from skill_engine.workers import per_worker
 
 
 def test_absent_lists_allow_empty_lists_deny_patterns_match() -> None:
@@ -37,6 +38,27 @@ def test_default_policy_binds_namespaces_without_their_own_and_always_csi_over_h
     assert not policies.allows("fin", Kind.MODEL, "gpt-x", over_http=True)
     assert policies.allows("fin", Kind.MODEL, "llama-2", over_http=True)
     assert Policies().allows("any", Kind.MODEL, "gpt-x")
+
+
+def test_csi_over_http_is_closed_for_kinds_namespaces_restrict_until_a_default_policy_opens_them() -> None:
+    # No `[policy]`: a namespace restricts models, so CSI over HTTP may use no model, whichever
+    # namespace it names (naming one must not pick a more permissive policy); collections stay open.
+    policies = Policies({"fin": Policy.of(models=["llama-*"]), "open": Policy.of(tools=["add"])})
+    for named in (None, "fin", "open", "unknown"):
+        assert not policies.allows(named, Kind.MODEL, "llama-3", over_http=True)
+        assert policies.denied_by(named, Kind.MODEL, "llama-3", over_http=True) == (None,)
+        assert policies.allows(named, Kind.COLLECTION, "finance/reports", over_http=True)
+    assert not policies.allows("open", Kind.TOOL, "add", over_http=True)
+    # Skills keep their own namespace's policy; a namespace without one stays open.
+    assert policies.allows("fin", Kind.MODEL, "llama-3")
+    assert policies.allows("open", Kind.MODEL, "gpt-x")
+    # A default `[policy]` is the baseline: the named namespace narrows it, and is named when it refuses.
+    opened = Policies({"fin": Policy.of(models=["llama-*"])}, default=Policy.of(models=["*"]))
+    assert opened.allows(None, Kind.MODEL, "gpt-x", over_http=True)
+    assert opened.denied_by("fin", Kind.MODEL, "gpt-x", over_http=True) == ("fin",)
+    assert opened.allows("fin", Kind.MODEL, "llama-3", over_http=True)
+    # Without any policy nothing changes (PhariaEngine's behaviour).
+    assert Policies().allows(None, Kind.TOOL, "anything", over_http=True)
 
 
 def test_token_budget_refuses_once_spent_and_names_the_wait() -> None:
@@ -124,6 +146,67 @@ def test_a_full_queue_still_takes_a_namespace_below_its_share() -> None:
         assert admission.active == 0 and admission.waiting == 0
 
     asyncio.run(scenario())
+
+
+def test_reserved_slots_admit_another_namespace_at_once_while_one_floods() -> None:
+    async def scenario() -> None:
+        admission = Admission(limit=4, queue_length=10, queue_timeout=5, reserve=1)
+        admission.configure("flood", Share())
+        admission.configure("trickle", Share())
+        for _ in range(3):
+            await admission.acquire("flood")
+        queued = asyncio.create_task(admission.acquire("flood"))
+        await asyncio.sleep(0)
+        assert admission.running("flood") == 3 and admission.queued("flood") == 1  # one slot stays free
+        await asyncio.wait_for(admission.acquire("trickle"), 1)  # at once, not after a flood request
+        admission.release("trickle")
+        await asyncio.sleep(0)
+        assert not queued.done()  # the freed slot is kept again
+        admission.release("flood")
+        await queued
+        assert admission.running("flood") == 3
+        for _ in range(3):
+            admission.release("flood")
+
+    asyncio.run(scenario())
+
+
+def test_a_namespace_alone_gets_every_slot_and_the_reserve_is_explained_in_the_429() -> None:
+    async def scenario() -> None:
+        alone = Admission(limit=4, queue_length=0, queue_timeout=5, reserve=1)
+        for _ in range(4):
+            await alone.acquire("only")  # no other namespace exists: nothing to keep a slot for
+        shared = Admission(limit=4, queue_length=0, queue_timeout=5, reserve=1)
+        shared.configure("other", Share())
+        for _ in range(3):
+            await shared.acquire("flood")
+        with pytest.raises(Overloaded) as refused:
+            await shared.acquire("flood")
+        assert str(refused.value) == (
+            "The Kernel is currently overloaded: namespace 'flood' already runs 3 of the 4 skill execution "
+            "slots (1 kept for other namespaces) and 0 requests are already waiting. Please try again "
+            "later, if the situation persists you may want to contact the operators."
+        )
+        # One per 16 slots by default, none below 4 slots, never all of them.
+        assert [Admission(limit).reserve for limit in (1, 3, 4, 32, 64)] == [0, 0, 1, 2, 4]
+        assert Admission(2, reserve=5).reserve == 1
+
+    asyncio.run(scenario())
+
+
+def test_reserved_skill_slots_from_env_are_split_between_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings().reserved_skill_slots is None  # default: computed from each worker's own slots
+    monkeypatch.setenv("RESERVED_SKILL_SLOTS", "6")
+    monkeypatch.setenv("MAX_CONCURRENT_SKILLS", "64")
+    settings = Settings()
+    assert settings.reserved_skill_slots == 6
+    assert per_worker(settings, 2).reserved_skill_slots == 3
+    monkeypatch.setenv("RESERVED_SKILL_SLOTS", "-1")
+    with pytest.raises(ValueError):
+        Settings()
 
 
 def test_max_queued_per_namespace() -> None:

@@ -44,7 +44,8 @@ log = logging.getLogger("skill_engine.api")
 
 CALLER = "csi-over-http"
 NAMESPACE_HEADER = "x-namespace"
-"""Optional: the namespace a CSI over HTTP caller acts for; its policy applies (docs/governance.md)."""
+"""Optional: the namespace a CSI over HTTP caller acts for. Its policy narrows the engine's baseline,
+never widens it: the caller chooses it (docs/governance.md, decision 0011)."""
 SHAPE_PREFIX = "Failed to deserialize the JSON body into the target type: "
 FAILED_PREFIX = "Something went wrong: "
 EXPLAIN_PREFIX = "We got an error from our inference driver:\n\n"
@@ -57,7 +58,7 @@ VERSION_TOO_OLD = "This CSI version is no longer supported by the Kernel. Try up
 
 
 def caller_context(request: Request, token: str | None) -> CsiContext:
-    """CSI over HTTP runs under the default policy, and the one of the namespace the caller names."""
+    """CSI over HTTP runs under the engine's baseline policy, and the one of the namespace it names."""
     namespace = request.headers.get(NAMESPACE_HEADER, "").strip()
     if namespace:
         audit.acting_for(namespace)

@@ -36,6 +36,10 @@ def register(commands: Any) -> None:
     parser.add_argument("--namespace", help="only this namespace (glob patterns allowed)")
     parser.add_argument("--skill", help="only this skill (glob patterns allowed)")
     parser.add_argument("--subject", help="only this caller (`sub` as the IAM answered, or `anonymous`)")
+    parser.add_argument(
+        "--kind", help="only this kind: run, message-stream, csi, mcp, evaluation, evaluation-run (globs)"
+    )
+    parser.add_argument("--evaluation", help="only the records of this evaluation run (its id)")
     parser.add_argument("--since", help="only records newer than a duration (1h, 7d) or an ISO time")
     parser.add_argument(
         "--touched",
@@ -81,6 +85,10 @@ def matches(record: dict[str, Any], args: argparse.Namespace, since: datetime | 
     if not (glob(record.get("namespace"), args.namespace) and glob(record.get("skill"), args.skill)):
         return False
     if args.subject is not None and record.get("subject") != args.subject:
+        return False
+    if not glob(record.get("kind"), args.kind):
+        return False
+    if args.evaluation is not None and record.get("evaluation") != args.evaluation:
         return False
     if since is not None:
         try:

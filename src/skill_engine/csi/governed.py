@@ -80,9 +80,12 @@ class Guard:
 
     def check_tool(self, namespace: str | None, kind: Kind, name: str, over_http: bool = False) -> None:
         """Raises PolicyDenied unless the policies binding `namespace` allow `name`."""
-        if self.policies.denies(namespace or None, kind, name, over_http):
+        denied = self.policies.denied_by(namespace or None, kind, name, over_http)
+        if denied is not None:
             self.on_denied(namespace or None, kind.value)
-            raise PolicyDenied(namespace, kind, name)
+            # A skill's text names its namespace; over HTTP, the policy that refused (the caller's
+            # namespace or the engine's baseline: naming a namespace cannot widen it).
+            raise PolicyDenied(denied[0] if over_http else namespace, kind, name)
 
     def allows(self, namespace: str | None, kind: Kind, name: str, over_http: bool = False) -> bool:
         return self.policies.allows(namespace or None, kind, name, over_http=over_http)

@@ -35,6 +35,8 @@ OVERLOAD_RETRIES = 5
 class Outcome:
     output: Any = None
     error: str | None = None
+    error_kind: str | None = None
+    """As in the audit trail: `policy_denied`, `runtime_error`, `overloaded`, ..."""
     status: int = 200
     latency_ms: float = 0.0
     tokens: dict[str, int] = field(default_factory=dict)
@@ -80,6 +82,7 @@ class SkillInvoker:
                 outcome.output = await self._invoke(namespace, name, input, token, outcome)
             except ExecutionError as e:
                 outcome.error, outcome.status = e.message, e.status
+                outcome.error_kind = getattr(e, "kind", e.metric_status)
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # a bug of ours is this example's error, never the whole run's

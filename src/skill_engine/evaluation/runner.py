@@ -24,6 +24,8 @@ from skill_engine.evaluation.datasets import Example
 from skill_engine.evaluation.evaluators import Evaluator, Score, build
 from skill_engine.evaluation.invoker import SkillInvoker
 from skill_engine.evaluation.storage import CANCELLED, DONE, FAILED, RUNNING, Result, Run, Storage
+from skill_engine.governance import audit
+from skill_engine.governance.audit_log import AuditLog
 from skill_engine.telemetry.usage import metered
 
 log = logging.getLogger("skill_engine.evaluation")
@@ -50,8 +52,17 @@ class RunError(ValueError):
 
 
 class Evaluations:
-    def __init__(self, storage: Storage, invoker: SkillInvoker, csi: Csi, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        invoker: SkillInvoker,
+        csi: Csi,
+        max_concurrency: int,
+        audit_log: AuditLog | None = None,
+    ) -> None:
         self.storage = storage
+        self.audit_log = audit_log
+        """Every example's invocation (and its judge's calls) is one `evaluation` record."""
         self.invoker = invoker
         self.csi = csi
         self.max_concurrency = min(max_concurrency, MAX_CONCURRENCY)
@@ -145,7 +156,8 @@ class Evaluations:
             heartbeat_at=now,
         )
         await asyncio.to_thread(self.storage.add_run, run)
-        task = asyncio.create_task(self._execute(run, evaluators, token))
+        caller = audit.evaluating(namespace, skill, run.id)
+        task = asyncio.create_task(self._execute(run, evaluators, token, caller))
         self._tasks[run.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
         log.info("evaluation %s of %s/%s on %d examples started", run.id, namespace, skill, dataset.size)
@@ -163,7 +175,13 @@ class Evaluations:
                 await task
         return cancelled
 
-    async def _execute(self, run: Run, evaluators: list[Evaluator], token: str | None) -> None:
+    async def _execute(
+        self,
+        run: Run,
+        evaluators: list[Evaluator],
+        token: str | None,
+        caller: tuple[str, str | None] | None = None,
+    ) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(run.id, asyncio.current_task()))
         try:
             examples = await asyncio.to_thread(self.storage.examples, run.dataset_id)
@@ -171,7 +189,7 @@ class Evaluations:
 
             async def one(position: int, example: Example) -> None:
                 async with limit:
-                    result = await self._evaluate(run, position, example, evaluators, token)
+                    result = await self._audited(run, position, example, evaluators, token, caller)
                     await asyncio.to_thread(self.storage.add_result, run.id, result)
 
             async with asyncio.TaskGroup() as group:
@@ -201,10 +219,39 @@ class Evaluations:
             except Exception:
                 log.exception("heartbeat of evaluation %s failed", run_id)
 
+    async def _audited(
+        self,
+        run: Run,
+        position: int,
+        example: Example,
+        evaluators: list[Evaluator],
+        token: str | None,
+        caller: tuple[str, str | None] | None,
+    ) -> Result:
+        """`_evaluate` with its own audit record, written like a live invocation's (docs/governance.md)."""
+        if self.audit_log is None:
+            return await self._evaluate(run, position, example, evaluators, token)
+        record = audit.AuditRecord("evaluation", run.namespace, run.skill, evaluation=run.id)
+        if caller is not None:
+            record.subject, record.email = caller
+        opened = audit.begin(record)
+        try:
+            return await self._evaluate(run, position, example, evaluators, token)
+        except asyncio.CancelledError:
+            if record.status is None:
+                record.status = 499  # cancelled with the run, like a client going away
+            raise
+        finally:
+            audit.end(opened)
+            if record.status is None:
+                record.status = 500
+            self.audit_log.write(record.to_json())
+
     async def _evaluate(
         self, run: Run, position: int, example: Example, evaluators: list[Evaluator], token: str | None
     ) -> Result:
         outcome = await self.invoker.invoke(run.namespace, run.skill, example.input, token)
+        audit.answered(outcome.status, outcome.error_kind, outcome.trace_id)
         if outcome.digest is not None and run.digest is None:
             run.digest = outcome.digest
             await asyncio.to_thread(self.storage.update_run, run.id, digest=outcome.digest)

@@ -20,10 +20,12 @@ ANONYMOUS = "anonymous"
 @dataclass
 class AuditRecord:
     kind: str
-    """`run`, `message-stream`, `csi`, `mcp`."""
+    """`run`, `message-stream`, `csi`, `mcp`, `evaluation` (one example of a run), `evaluation-run`."""
     namespace: str | None
     skill: str | None
     function: str | None = None
+    evaluation: str | None = None
+    """The evaluation run an `evaluation` or `evaluation-run` record belongs to."""
     trace_id: str | None = None
     digest: str | None = None
     subject: str = ANONYMOUS
@@ -52,6 +54,7 @@ class AuditRecord:
                 "namespace": self.namespace,
                 "skill": self.skill,
                 "function": self.function,
+                "evaluation": self.evaluation,
                 "digest": self.digest,
                 "subject": self.subject,
                 "email": self.email,
@@ -136,6 +139,24 @@ def failed(error_kind: str) -> None:
     record = _current.get()
     if record is not None and record.error is None:
         record.error = error_kind
+
+
+def evaluating(namespace: str, skill: str, run_id: str) -> tuple[str, str | None] | None:
+    """The request starting an evaluation run: what it evaluates. Returns the caller (`subject`,
+    `email`) for the run's own records, None when nothing is audited."""
+    record = _current.get()
+    if record is None:
+        return None
+    record.namespace, record.skill, record.evaluation = namespace, skill, run_id
+    return record.subject, record.email
+
+
+def answered(status: int, error_kind: str | None, trace_id: str | None) -> None:
+    """An invocation without HTTP (an evaluation example): its outcome, as the middleware would note it."""
+    record = _current.get()
+    if record is not None:
+        record.status, record.error = status, error_kind
+        record.trace_id = trace_id or record.trace_id
 
 
 def acting_for(namespace: str) -> None:

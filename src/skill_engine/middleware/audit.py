@@ -1,5 +1,6 @@
-"""Opens one audit record per invocation (skill run, message stream, CSI over HTTP call, MCP call) and
-writes it to the audit trail when the response has been sent (docs/governance.md).
+"""Opens one audit record per invocation (skill run, message stream, CSI over HTTP call, MCP call, the
+start of an evaluation run) and writes it to the audit trail when the response has been sent
+(docs/governance.md).
 
 Sits inside the telemetry middleware (so the record carries the request's trace id) and outside
 authentication (so refused callers are recorded too; the IAM's answer names the caller).
@@ -30,6 +31,8 @@ def classify(method: str, path: str) -> audit.AuditRecord | None:
         return audit.AuditRecord("csi", None, None, function=match[1] or "legacy")
     if match := _MCP.match(path):
         return audit.AuditRecord("mcp", match[1], None)
+    if path == "/v1/evaluations":  # starting a run; its examples are recorded by the run itself
+        return audit.AuditRecord("evaluation-run", None, None)
     return None
 
 

@@ -4,9 +4,12 @@ namespace); beyond that, requests wait in a bounded queue (`MAX_QUEUED_SKILLS`) 
 
 Weighted fair sharing across namespaces (docs/governance.md): a freed slot goes to the waiting namespace
 with the fewest running invocations per unit of `weight`, so under saturation every busy namespace runs
-in proportion to its weight, and a namespace flooding the engine cannot starve one with a trickle. The
-queue is shared the same way: once it is full, a namespace may still queue up to its weighted share of
-it, a namespace beyond its share is turned away. Per namespace, `max-concurrent` and `max-queued` cap it.
+in proportion to its weight. Slots are not pre-empted, so that alone would make a trickle wait for one of
+a flood's requests to finish; instead `reserve` slots are kept from any single namespace while more than
+one is known: one namespace holds at most `limit - reserve` slots, and a request of another namespace
+finds a free slot at once. The queue is shared by weight too: once it is full, a namespace may still
+queue up to its weighted share of it, a namespace beyond its share is turned away. Per namespace,
+`max-concurrent` and `max-queued` cap it.
 
 A slot is held until the worker thread of the invocation has really finished (also for a guest that is
 abandoned at its deadline while blocked in WASI), so the thread pool never holds more than the cap.
@@ -65,6 +68,12 @@ class _Namespace:
     rejected: int = 0
 
 
+def default_reserve(limit: int) -> int:
+    """Slots kept from a single namespace when `RESERVED_SKILL_SLOTS` is unset: one per 16, at least one
+    from 4 slots on (fewer slots are all needed by whoever is busy)."""
+    return 0 if limit < 4 else max(1, limit // 16)
+
+
 def _ignore(_namespace: str, _active: int, _queued: int) -> None:
     return None
 
@@ -76,8 +85,11 @@ class Admission:
         queue_length: int = 256,
         queue_timeout: float = 10.0,
         per_namespace: int | None = None,
+        reserve: int | None = None,
     ) -> None:
         self.limit = limit
+        self.reserve = min(default_reserve(limit) if reserve is None else reserve, limit - 1)
+        """Slots no single namespace may take while other namespaces exist (they find one free at once)."""
         self.queue_length = queue_length
         self.queue_timeout = queue_timeout
         self.per_namespace = per_namespace
@@ -117,8 +129,16 @@ class Admission:
     def _cap(self, state: _Namespace) -> int | None:
         return state.share.max_concurrent if state.share.max_concurrent is not None else self.per_namespace
 
+    def _shared(self) -> bool:
+        """More than one namespace may ask for slots: keep the reserve (configured or seen)."""
+        return len(self._shares.keys() | self._namespaces.keys()) > 1
+
+    def _reserved(self, state: _Namespace) -> bool:
+        """Whether `state` already holds all the slots one namespace may hold."""
+        return self.reserve > 0 and state.active >= self.limit - self.reserve and self._shared()
+
     def _can_run(self, state: _Namespace) -> bool:
-        if self.active >= self.limit:
+        if self.active >= self.limit or self._reserved(state):
             return False
         cap = self._cap(state)
         return cap is None or state.active < cap
@@ -211,8 +231,13 @@ class Admission:
 
     def _why(self, namespace: str, state: _Namespace, queued: bool) -> str:
         cap = self._cap(state)
-        if self.active < self.limit and cap is not None:
+        if self.active < self.limit and cap is not None and state.active >= cap:
             limit = f"namespace '{namespace}' already runs its maximum of {cap} skills"
+        elif self.active < self.limit and self._reserved(state):
+            limit = (
+                f"namespace '{namespace}' already runs {state.active} of the {self.limit} skill execution "
+                f"slots ({self.reserve} kept for other namespaces)"
+            )
         else:
             limit = f"all {self.limit} skill execution slots are busy"
         if queued:

@@ -34,14 +34,14 @@ from skill_engine.errors import (
 )
 from skill_engine.governance import audit
 from skill_engine.metadata import SkillKind, SkillMetadata
-from skill_engine.runtime import bindings, wasmtime_fixes, worlds
+from skill_engine.runtime import bindings, worlds
 from skill_engine.runtime.admission import Admission
 from skill_engine.runtime.bindings import STREAM_OUTPUT_TYPE, CsiUseOutsideRun, v0_4
 from skill_engine.runtime.bindings.v0_2 import Host02
 from skill_engine.runtime.bindings.v0_3 import Host03
 from skill_engine.runtime.bindings.v0_4 import Host04
 from skill_engine.runtime.budget import ByteBudget
-from skill_engine.runtime.engine import CHECK_TICKS, WasmEngine
+from skill_engine.runtime.engine import WasmEngine
 from skill_engine.runtime.invocation import (
     CANCELLED_MESSAGE,
     HOST_COPY_MESSAGE,
@@ -50,6 +50,7 @@ from skill_engine.runtime.invocation import (
     Invocation,
     InvocationStopped,
 )
+from skill_engine.runtime.spares import Spares
 from skill_engine.runtime.stuck import StuckGuests
 
 log = logging.getLogger("skill_engine.runtime")
@@ -143,6 +144,7 @@ class WasmRuntime:
         for host in lines:
             host.bind(self.linker)
         self.input_budget = input_budget or ByteBudget(64 * 1024 * 1024)
+        self.spares = Spares(self.engine, self.linker)
         self.stuck = StuckGuests(max_workers if max_stuck is None else max_stuck)
         # Room for every slot plus the stuck threads whose slots were given back (runtime/stuck.py).
         self._executor = ThreadPoolExecutor(
@@ -161,6 +163,7 @@ class WasmRuntime:
     def shutdown_workers(self) -> None:
         """Lets idle worker threads end; called once serving has stopped."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self.spares.close()
 
     def load(self, path: str) -> LoadedSkill:
         """Loads a precompiled artifact (mmap, a few ms) and inspects its world."""
@@ -302,25 +305,21 @@ class WasmRuntime:
             self.on_cpu(invocation.ctx.namespace, cpu)
 
     def _call(self, skill: LoadedSkill, invocation: Invocation, index: ExportIndex, *args: Any) -> Any:
-        store = wasmtime.Store(self.engine)
-        wasi = wasmtime.WasiConfig()  # no preopens, no env, no args, no network
-        wasi.stdout_custom = lambda data: invocation.capture("stdout", data)
-        wasi.stderr_custom = lambda data: invocation.capture("stderr", data)
-        store.set_wasi(wasi)
-        store.set_limits(memory_size=invocation.memory_limit or self.memory_limit)
-        keepalive = wasmtime_fixes.set_epoch_deadline_callback(store, invocation.epoch_check, CHECK_TICKS)
-        store.set_epoch_deadline(CHECK_TICKS)
+        memory = invocation.memory_limit or self.memory_limit
         bindings.bind_invocation(invocation)
+        prepared = None
         try:
-            instance = self.linker.instantiate(store, skill.component)
-            func = instance.get_func(store, index)
-            return func(store, *args)
+            # A fresh instance, made ahead of time when the skill ran recently (runtime/spares.py).
+            prepared = self.spares.take(skill.component, memory, invocation)
+            func = prepared.instance.get_func(prepared.store, index)
+            return func(prepared.store, *args)
         finally:
             bindings.bind_invocation(None)
             invocation.close_resources()
-            store.close()
-            del keepalive
+            if prepared is not None:
+                prepared.close()
             invocation.flush_logs()
+            self.spares.refill(skill.component, memory)
 
 
 async def _outcome(future: asyncio.Future[Any], invocation: Invocation, timeout: float) -> Any:

@@ -14,6 +14,9 @@ when `apply()` stops installing one; `unapplied()` restores the stock code.
 3. `list<u8>` conversion: stock code converts one byte at a time through a 32-byte value struct each
    (1.35 s per MiB). We fill and read the value array in place with strided slices instead (~30x faster),
    64 KiB at a time so the event loop keeps the GIL between steps.
+4. Variant cases: stock code asks the C API for a variant type's cases (name and payload type each) every
+   time it needs them, several times per value lowered or lifted; a stream event crossing the boundary
+   paid this ~10% of its host CPU. We remember them on the type object, which stands for one C type.
 
 Also here: a binding of `wasmtime_store_epoch_deadline_callback`, which the C library exports but the
 Python package does not wrap. It lets the engine decide at every epoch tick whether a guest continues,
@@ -202,6 +205,16 @@ def set_epoch_deadline_callback(store: wasmtime.Store, decide: Callable[[], str 
     return c_callback
 
 
+_stock_variant_cases = _types.VariantType._cases
+
+
+def _variant_cases(self: Any) -> Any:
+    cases = self.__dict__.get("_engine_cases")
+    if cases is None:
+        cases = self.__dict__["_engine_cases"] = _stock_variant_cases(self)
+    return cases
+
+
 # ---------------------------------------------------------------------------------------------------
 
 _stock = {
@@ -224,6 +237,7 @@ def apply() -> None:
     _types.case_test_cache = _ThreadLocalSet()
     _types.ListType.convert_to_c = _list_to_c
     _types.ListType.convert_from_c = _list_from_c
+    _types.VariantType._cases = _variant_cases
     _applied = True
 
 
@@ -235,6 +249,7 @@ def _restore() -> None:
     _types.case_test_cache = _stock["case_test_cache"]
     _types.ListType.convert_to_c = _stock_list_to_c
     _types.ListType.convert_from_c = _stock_list_from_c
+    _types.VariantType._cases = _stock_variant_cases
     _applied = False
 
 

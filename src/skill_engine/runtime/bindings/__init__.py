@@ -11,6 +11,7 @@ thread-local.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Mapping
@@ -22,6 +23,7 @@ from wasmtime.component import Linker, Record, ResourceType
 from skill_engine import telemetry
 from skill_engine.csi.errors import CsiError
 from skill_engine.runtime.invocation import Invocation
+from skill_engine.runtime.readahead import NOT_READY, ReadAhead
 
 T = TypeVar("T")
 HostFunc = Callable[..., Any]
@@ -80,6 +82,26 @@ def call_driver(function: str, coro: Coroutine[Any, Any, T], requests: int | Non
             extra={"skill": f"{invocation.ctx.namespace}/{invocation.ctx.skill}"},
         )
         raise
+
+
+def open_stream(function: str, open_: Callable[[], Coroutine[Any, Any, Any]]) -> ReadAhead:
+    """Opens an upstream stream for the current invocation and starts reading it ahead on the loop."""
+
+    async def opened() -> ReadAhead:
+        stream = ReadAhead(await open_(), asyncio.get_running_loop())
+        stream.start()
+        return stream
+
+    return call_driver(function, opened(), 1)
+
+
+def next_event(function: str, stream: Any) -> Any:
+    """The stream's next event: taken from the read-ahead buffer when there is one, else waited for."""
+    if isinstance(stream, ReadAhead):
+        event = stream.ready()
+        if event is not NOT_READY:
+            return event
+    return call_driver(function, stream.next(), None)
 
 
 def drop_resource(_store: Any, rep: int) -> None:

@@ -22,6 +22,8 @@ from skill_engine.runtime.bindings import (
     call_driver,
     current,
     define,
+    next_event,
+    open_stream,
 )
 from skill_engine.runtime.bindings import v0_3_convert as wit
 from skill_engine.streaming import ToolBegin, ToolEnd, ToolError
@@ -67,25 +69,26 @@ class Host03:
     def chat_stream(self, _store: Any, init: Any) -> ResourceHost:
         invocation = current()
         request = wit.to_chat_request(init)
-        stream = call_driver("chat-stream", self.csi.inference.chat_stream(request, invocation.ctx), 1)
+        stream = open_stream("chat-stream", lambda: self.csi.inference.chat_stream(request, invocation.ctx))
         return ResourceHost.own(invocation.add_resource(stream), CHAT_STREAM_TYPE)
 
     def chat_stream_next(self, store: Any, self_: Any) -> Variant | None:
         rep = self_.to_host(store).rep
         stream = current().resources[rep]
-        return wit.from_chat_event(call_driver("chat-stream.next", stream.next(), None))
+        return wit.from_chat_event(next_event("chat-stream.next", stream))
 
     def completion_stream(self, _store: Any, init: Any) -> ResourceHost:
         invocation = current()
         request = wit.to_completion_request(init)
-        opened = self.csi.inference.completion_stream(request, invocation.ctx)
-        stream = call_driver("completion-stream", opened, 1)
+        stream = open_stream(
+            "completion-stream", lambda: self.csi.inference.completion_stream(request, invocation.ctx)
+        )
         return ResourceHost.own(invocation.add_resource(stream), COMPLETION_STREAM_TYPE)
 
     def completion_stream_next(self, store: Any, self_: Any) -> Variant | None:
         rep = self_.to_host(store).rep
         stream = current().resources[rep]
-        return wit.from_completion_event(call_driver("completion-stream.next", stream.next(), None))
+        return wit.from_completion_event(next_event("completion-stream.next", stream))
 
     # -- chunking, language -----------------------------------------------------------------------------
 

@@ -43,6 +43,8 @@ from skill_engine.runtime.bindings import (
     current,
     define,
     field,
+    next_event,
+    open_stream,
     record,
 )
 from skill_engine.runtime.bindings import v0_3_convert as v3
@@ -215,14 +217,14 @@ class Host04:
 
     def chat_stream(self, _store: Any, init: Any) -> ResourceHost:
         invocation = current()
-        opened = self.csi.inference.chat_stream(to_chat_request(init), invocation.ctx)
-        stream = call_driver("chat-stream", opened, 1)
+        request = to_chat_request(init)
+        stream = open_stream("chat-stream", lambda: self.csi.inference.chat_stream(request, invocation.ctx))
         return ResourceHost.own(invocation.add_resource(stream), CHAT_STREAM_TYPE)
 
     def chat_stream_next(self, store: Any, self_: Any) -> Variant | None:
         rep = self_.to_host(store).rep
         stream = current().resources[rep]
-        event: ChatEventV2 | None = call_driver("chat-stream.next", stream.next(), None)
+        event: ChatEventV2 | None = next_event("chat-stream.next", stream)
         return from_chat_event(event)
 
     def stream_output_write(self, store: Any, self_: Any, item: Variant) -> None:
