@@ -19,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.aleph_alpha_server import AlephAlphaServer
-from tests.support.engine import EngineProcess, engine_with_skills, run_engine_once
+from tests.support.engine import EngineProcess, engine_with_skills, run_engine_once, running
 from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -31,18 +31,7 @@ SPEC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50,
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    otlp = OtlpReceiver()
-    server = ThreadedServer(otlp.app).start()
-    otlp.url = server.url
-    try:
-        yield otlp
-    finally:
-        server.stop()
-
-
-def start(
+def traced_engine(
     workdir: Path,
     skills: dict[str, Path],
     openai_url: str,
@@ -63,7 +52,7 @@ def start(
             "DOCUMENTS__DIRECTORY": str(workdir / "documents"),
             **env,
         },
-    ).start()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +65,7 @@ def engine(
     receiver: OtlpReceiver,
 ) -> Iterator[EngineProcess]:
     """Tracing to the receiver (ratio 0, content capture on), JSON logs at debug level."""
-    process = start(
+    process = traced_engine(
         tmp_path_factory.mktemp("engine-observability"),
         # `metered` and `traced-streamer` are only used by one test each: their counts and loads are theirs.
         {
@@ -94,10 +83,8 @@ def engine(
         LOG_FORMAT="json",
         LOG_LEVEL="debug",
     )
-    try:
+    with running(process):
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -444,16 +431,17 @@ def test_content_is_not_captured_by_default(
     openai: tuple[OpenAIServer, str],
     receiver: OtlpReceiver,
 ) -> None:
-    process = start(
-        tmp_path,
-        {"probe": probe_wasm},
-        openai[1],
-        compiled_cache,
-        OTEL_ENDPOINT=f"{receiver.url}/v1/traces",
-        OTEL_SAMPLING_RATIO="1.0",
-        NAMESPACES__MY_TEAM__NATIVE_TOOLS='["execute_python"]',
-    )
-    try:
+    with running(
+        traced_engine(
+            tmp_path,
+            {"probe": probe_wasm},
+            openai[1],
+            compiled_cache,
+            OTEL_ENDPOINT=f"{receiver.url}/v1/traces",
+            OTEL_SAMPLING_RATIO="1.0",
+            NAMESPACES__MY_TEAM__NATIVE_TOOLS='["execute_python"]',
+        )
+    ) as process:
         response = httpx.post(
             f"{process.url}/v1/skills/my-team/probe/run", json={"mode": "chat", "text": "secret"}, timeout=120
         )
@@ -483,8 +471,6 @@ def test_content_is_not_captured_by_default(
         assert "gen_ai.tool.call.arguments" not in execution.attributes
         assert "gen_ai.tool.call.result" not in execution.attributes
         assert not any("secret" in json.dumps(s.attributes) for s in receiver.trace(trace_id))
-    finally:
-        process.stop()
     logs = process.logs()
     assert "POST /v1/skills/my-team/probe/run 200" in logs  # text format, one line per request
     assert "GET /health" not in logs  # a debug line, hidden at the default level
@@ -507,16 +493,17 @@ def test_aleph_alpha_calls_carry_the_trace_context(
     aleph_alpha: AlephAlphaServer,
     receiver: OtlpReceiver,
 ) -> None:
-    process = start(
-        tmp_path,
-        {"probe": probe_wasm},
-        openai[1],
-        compiled_cache,
-        INFERENCE_URL=aleph_alpha.url,
-        OTEL_ENDPOINT=receiver.url,
-        OTEL_SAMPLING_RATIO="0",
-    )
-    try:
+    with running(
+        traced_engine(
+            tmp_path,
+            {"probe": probe_wasm},
+            openai[1],
+            compiled_cache,
+            INFERENCE_URL=aleph_alpha.url,
+            OTEL_ENDPOINT=receiver.url,
+            OTEL_SAMPLING_RATIO="0",
+        )
+    ) as process:
         url = f"{process.url}/v1/skills/my-team/probe/run"
         auth = {"authorization": "Bearer user-token"}
         header, trace_id, _ = traceparent()
@@ -556,8 +543,6 @@ def test_aleph_alpha_calls_carry_the_trace_context(
         sent = [r for r in aleph_alpha.requests if r["path"] == "/complete"]
         assert sent[-1]["headers"]["traceparent"].startswith(f"00-{trace_id}-")
         assert sent[-1]["headers"]["traceparent"].endswith("-00")
-    finally:
-        process.stop()
 
 
 def test_permission_check_is_a_span_and_the_iam_continues_the_trace(
@@ -569,28 +554,29 @@ def test_permission_check_is_a_span_and_the_iam_continues_the_trace(
 ) -> None:
     iam = IamServer()
     iam_server = ThreadedServer(iam.app).start()
-    process = start(
-        tmp_path,
-        {"probe": probe_wasm},
-        openai[1],
-        compiled_cache,
-        AUTHORIZATION_URL=iam_server.url,
-        OTEL_ENDPOINT=receiver.url,
-        OTEL_SAMPLING_RATIO="0",
-    )
     try:
-        header, trace_id, _ = traceparent()
-        response = httpx.post(
-            f"{process.url}/v1/skills/my-team/probe/run",
-            json={"mode": "echo"},
-            headers={"authorization": "Bearer good-observer", "traceparent": header},
-            timeout=120,
-        )
-        assert response.status_code == 200, response.text
-        spans = receiver.wait_for_trace(trace_id, {f"POST {RUN_ROUTE}", "check_permissions"})
-        check = only(spans, "check_permissions")
-        assert check.parent_span_id == only(spans, f"POST {RUN_ROUTE}").span_id
-        assert iam.requests[-1]["headers"]["traceparent"] == f"00-{trace_id}-{check.span_id}-01"
+        with running(
+            traced_engine(
+                tmp_path,
+                {"probe": probe_wasm},
+                openai[1],
+                compiled_cache,
+                AUTHORIZATION_URL=iam_server.url,
+                OTEL_ENDPOINT=receiver.url,
+                OTEL_SAMPLING_RATIO="0",
+            )
+        ) as process:
+            header, trace_id, _ = traceparent()
+            response = httpx.post(
+                f"{process.url}/v1/skills/my-team/probe/run",
+                json={"mode": "echo"},
+                headers={"authorization": "Bearer good-observer", "traceparent": header},
+                timeout=120,
+            )
+            assert response.status_code == 200, response.text
+            spans = receiver.wait_for_trace(trace_id, {f"POST {RUN_ROUTE}", "check_permissions"})
+            check = only(spans, "check_permissions")
+            assert check.parent_span_id == only(spans, f"POST {RUN_ROUTE}").span_id
+            assert iam.requests[-1]["headers"]["traceparent"] == f"00-{trace_id}-{check.span_id}-01"
     finally:
-        process.stop()
         iam_server.stop()

@@ -1,8 +1,9 @@
 """Workarounds for wasmtime-py 50.0.1, kept in one place so they can be dropped when upstream fixes land.
 
-Each fix is applied once by `apply()`. `tests/unit/test_wasmtime_fixes.py` tests what each one fixes (the
-concurrency ones under a tiny switch interval, where stock code mixes exceptions and cases up) and fails
-when `apply()` stops installing one; `unapplied()` restores the stock code.
+Each fix is applied once by `apply()`; `unapplied()` restores the stock code.
+`tests/unit/test_wasmtime_fixes.py` reproduces each bug on the stock code and shows the fix resolves it
+(`test_interleaved_*`, `test_list_of_u8_is_not_converted_byte_by_byte`), so a test fails when `apply()`
+stops installing one.
 
 1. Exception routing: a Python exception raised by a host import is parked in the process-global
    `component._enter.LAST_EXCEPTION` and re-raised by whichever thread looks next. Under concurrency a call

@@ -198,13 +198,17 @@ def _usage(body: dict[str, Any]) -> TokenUsage:
     return _token_usage(usage)
 
 
-def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
+def _answered_choice(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], FinishReason]:
+    """The first choice of a chat completion, its message and its finish reason (both chat versions)."""
     choices = body.get("choices") or []
     if not choices:
         raise CsiError("Expected at least one choice in the chat completion response.")
     choice = choices[0]
-    message = choice.get("message") or {}
-    finish_reason = _finish_reason(choice.get("finish_reason"))
+    return choice, choice.get("message") or {}, _finish_reason(choice.get("finish_reason"))
+
+
+def parse_chat_response(body: dict[str, Any]) -> ChatResponse:
+    choice, message, finish_reason = _answered_choice(body)
     content = message.get("content")
     # Chat "v1" (WIT 0.2/0.3) has no tools, so a tool call or a missing content is a backend bug.
     if message.get("tool_calls") or finish_reason is FinishReason.TOOL_CALLS:
@@ -241,12 +245,7 @@ def _tool_calls(message: dict[str, Any]) -> list[ToolCall] | None:
 
 def parse_chat_response_v2(body: dict[str, Any]) -> ChatResponse:
     """Chat "v2" (WIT 0.4+): tool calls and reasoning are part of the answer; nothing is validated away."""
-    choices = body.get("choices") or []
-    if not choices:
-        raise CsiError("Expected at least one choice in the chat completion response.")
-    choice = choices[0]
-    message = choice.get("message") or {}
-    finish_reason = _finish_reason(choice.get("finish_reason"))
+    choice, message, finish_reason = _answered_choice(body)
     content = message.get("content")
     reasoning = _reasoning_content(message)
     if reasoning is None:

@@ -245,16 +245,7 @@ class Host04:
                 },
                 {"chat-stream": CHAT_STREAM_TYPE, "completion-stream": COMPLETION_STREAM_TYPE},
             ),
-            "chunking": Interface({"chunk": shared.chunk, "chunk-with-offsets": shared.chunk_with_offsets}),
-            "document-index": Interface(
-                {
-                    "search": shared.search,
-                    "document-metadata": shared.document_metadata,
-                    "documents": shared.documents,
-                }
-            ),
-            "language": Interface({"select-language": shared.select_language}),
-            "tool": Interface({"invoke-tool": shared.invoke_tool, "list-tools": shared.list_tools}),
+            **shared.kept_by_0_4(),  # chunking, document-index, language, tool
             "streaming-output": Interface(
                 {"[method]stream-output.write": self.stream_output_write},
                 {"stream-output": STREAM_OUTPUT_TYPE},
