@@ -337,6 +337,40 @@ def test_list_of_u8_is_not_converted_byte_by_byte(
     assert per_byte_conversions(monkeypatch, engine, component) == 0
 
 
+def variant_case_enumerations(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> int:
+    """How often the C API is asked for the cases of one variant type object while three values of it are
+    lowered and lifted."""
+    counted = [0]
+    stock = ffi.wasmtime_component_variant_type_case_count
+
+    def counting(*args: Any) -> Any:
+        counted[0] += 1
+        return stock(*args)
+
+    monkeypatch.setattr(ffi, "wasmtime_component_variant_type_case_count", counting)
+    handler = component.type.exports(engine)["pharia:skill/skill-handler@0.3.11"]
+    error_type = handler.ty.exports(engine)["run"].ty.result.err  # variant error { internal, invalid-input }
+    store = wasmtime.Store(engine)
+    for value in (Variant("internal", "boom"), Variant("invalid-input", "bad"), Variant("internal", "again")):
+        raw = ffi.wasmtime_component_val_t()
+        error_type.convert_to_c(store, value, ctypes.pointer(raw))
+        assert error_type.convert_from_c(raw) == value
+    monkeypatch.undo()
+    return counted[0]
+
+
+def test_a_variant_types_cases_are_read_from_the_c_api_once(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> None:
+    """Fix 4: stock wasmtime-py asks the C API for a variant type's cases several times per value (about
+    10% of a stream event's host CPU); counted rather than timed."""
+    with wasmtime_fixes.unapplied():
+        assert variant_case_enumerations(monkeypatch, engine, component) > 3
+    assert variant_case_enumerations(monkeypatch, engine, component) == 1
+
+
 def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -> None:
     """Removing a workaround from `apply()` fails here; the behaviour tests above show what each fixes."""
     from wasmtime.component import _enter, _linker, _types
@@ -349,6 +383,7 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         "variant lowering": type(_types.case_test_cache),
         "list<u8> lowering": _types.ListType.convert_to_c,
         "list<u8> lifting": _types.ListType.convert_from_c,
+        "variant cases": _types.VariantType._cases,
     }
     assert installed == {
         "exception routing (enter)": wasmtime_fixes._catch_exceptions,
@@ -357,6 +392,7 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         "variant lowering": wasmtime_fixes._ThreadLocalSet,
         "list<u8> lowering": wasmtime_fixes._list_to_c,
         "list<u8> lifting": wasmtime_fixes._list_from_c,
+        "variant cases": wasmtime_fixes._variant_cases,
     }
     with wasmtime_fixes.unapplied():
         assert _enter.catch_exceptions is not wasmtime_fixes._catch_exceptions
@@ -364,4 +400,5 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         assert not isinstance(_types.case_test_cache, wasmtime_fixes._ThreadLocalSet)
         assert _types.ListType.convert_to_c is not wasmtime_fixes._list_to_c
         assert _types.ListType.convert_from_c is not wasmtime_fixes._list_from_c
+        assert _types.VariantType._cases is not wasmtime_fixes._variant_cases
     assert _types.ListType.convert_to_c is wasmtime_fixes._list_to_c

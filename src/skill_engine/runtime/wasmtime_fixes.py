@@ -2,8 +2,9 @@
 
 Each fix is applied once by `apply()`; `unapplied()` restores the stock code.
 `tests/unit/test_wasmtime_fixes.py` reproduces each bug on the stock code and shows the fix resolves it
-(`test_interleaved_*`, `test_list_of_u8_is_not_converted_byte_by_byte`), so a test fails when `apply()`
-stops installing one.
+(`test_interleaved_*`, `test_list_of_u8_is_not_converted_byte_by_byte`,
+`test_a_variant_types_cases_are_read_from_the_c_api_once`), so a test fails when `apply()` stops
+installing one.
 
 1. Exception routing: a Python exception raised by a host import is parked in the process-global
    `component._enter.LAST_EXCEPTION` and re-raised by whichever thread looks next. Under concurrency a call
