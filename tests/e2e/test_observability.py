@@ -7,6 +7,7 @@ an incoming sampled `traceparent` (`-01`) produces spans: that is the parent-bas
 
 from __future__ import annotations
 
+import gzip
 import json
 import secrets
 import time
@@ -171,6 +172,38 @@ def test_execution_metrics_by_outcome(client: httpx.Client, engine: EngineProces
     assert sample(scraped, "kernel_skill_invocations_queued") == 0
     assert scraped["types"]["kernel_skill_compile_duration_seconds"] == "histogram"
     assert "_created" not in scraped["text"]
+
+
+def test_a_compressed_request_and_a_preflight_are_named_after_their_route(
+    client: httpx.Client, engine: EngineProcess, receiver: OtlpReceiver
+) -> None:
+    """The route comes from the router, also for a body the decompression middleware decodes on its way
+    there; a CORS preflight is answered before routing and still names its route (but is not counted:
+    OPTIONS matches the path only)."""
+    requests_total = "kernel_http_requests_total"
+    ok_run = {"method": "POST", "path": RUN_ROUTE, "status": "200"}
+    before = sample(scrape(engine), requests_total, **ok_run) or 0
+    header, compressed_trace, _ = traceparent()
+    response = client.post(
+        "/v1/skills/my-team/probe/run",
+        content=gzip.compress(b'{"mode": "echo", "payload": "zipped"}'),
+        headers={"content-encoding": "gzip", "content-type": "application/json", "traceparent": header},
+    )
+    assert response.status_code == 200 and response.json() == {"result": "zipped"}
+    header, preflight_trace, _ = traceparent()
+    preflight = client.options(
+        "/v1/skills/my-team/probe/run",
+        headers={"origin": "http://ui.test", "access-control-request-method": "POST", "traceparent": header},
+    )
+    assert preflight.status_code == 200
+
+    compressed = only(receiver.wait_for_trace(compressed_trace, {f"POST {RUN_ROUTE}"}), f"POST {RUN_ROUTE}")
+    assert compressed.attributes["http.route"] == RUN_ROUTE
+    answered = receiver.wait_for_trace(preflight_trace, {f"OPTIONS {RUN_ROUTE}"})
+    assert only(answered, f"OPTIONS {RUN_ROUTE}").attributes["http.route"] == RUN_ROUTE
+    scraped = scrape(engine)
+    assert sample(scraped, requests_total, **ok_run) == before + 1
+    assert not any(key[0] == requests_total and ("method", "OPTIONS") in key[1] for key in scraped["samples"])
 
 
 def test_csi_requests_and_tokens_count_batch_size(client: httpx.Client, engine: EngineProcess) -> None:
