@@ -106,7 +106,7 @@ _VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
 _PAYLOAD_OFFSET = ffi.wasmtime_component_val_t.of.offset
 _KIND_U8 = ffi.WASMTIME_COMPONENT_U8.value
 _CHUNK = 64 * 1024
-"""Bytes converted per step. Each step is one short C call holding the GIL (~0.1 ms); between steps the
+"""Bytes converted per step. Each step is two short C calls holding the GIL (~1 ms); between steps the
 event loop gets the GIL back, so a large output does not stall other requests."""
 
 _stock_list_to_c = _types.ListType.convert_to_c
