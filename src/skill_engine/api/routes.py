@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -21,26 +20,17 @@ from skill_engine.api.http import (
     text,
 )
 from skill_engine.api.json_worker import JsonProblem, compact_json
+from skill_engine.api.skill_stream import SkillStream
 from skill_engine.csi import Csi, CsiContext
-from skill_engine.errors import ExecutionError, InvalidOutput, IsFunction, IsMessageStream
-from skill_engine.governance import audit
+from skill_engine.errors import InvalidOutput, IsMessageStream
 from skill_engine.metadata import SkillKind
 from skill_engine.runtime.runner import WasmRuntime
 from skill_engine.skills.builtin import BuiltinSkill
 from skill_engine.skills.store import SkillStore
-from skill_engine.streaming import MessageStream, StreamItem, error_event
 from skill_engine.telemetry import Telemetry
-from skill_engine.telemetry.executions import Execution
 
 log = logging.getLogger("skill_engine.api")
 T = TypeVar("T")
-STREAM_BUFFER = 8
-"""Items a stream skill may be ahead of its client before `write` waits (back-pressure)."""
-
-
-@dataclass(frozen=True)
-class _End:
-    error: str | None = None
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -138,63 +128,11 @@ class SkillRoutes:
         token = bearer_token(request)
         input = await json_body(request)
         self.runtime.admission.check(namespace)  # overload is a 429 before the stream opens
-        ctx = CsiContext(namespace, name, token)
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_BUFFER)
-        # Set once the skill is fetched; its outcome is counted when the stream ends (render errors too).
-        execution: Execution | None = None
-
-        async def produce() -> None:
-            nonlocal execution
-            try:
-                skill = await self.store.fetch(namespace, name)
-                execution = self.telemetry.execution(namespace, name)
-                with execution.span():
-                    if isinstance(skill, BuiltinSkill):
-                        await skill.stream(self.csi, ctx, input, queue.put)
-                    elif skill.kind is SkillKind.FUNCTION:
-                        raise IsFunction()
-                    else:
-                        await self.runtime.run_stream(skill, input, ctx, queue)
-                await queue.put(_End())
-            except ExecutionError as e:
-                if execution is not None:
-                    execution.error = e
-                audit.failed(getattr(e, "kind", e.metric_status))
-                await queue.put(_End(e.message))
-            except Exception as e:  # a bug of ours must still end the stream with an error event
-                log.exception("message stream of %s/%s failed", namespace, name)
-                if execution is not None:
-                    execution.error = e
-                await queue.put(_End(f"Internal error: {type(e).__name__}"))
-
-        async def events() -> AsyncIterator[bytes]:
-            producer = asyncio.ensure_future(produce())
-            stream = MessageStream()
-            try:
-                while True:
-                    item: StreamItem | _End = await queue.get()
-                    if isinstance(item, _End):
-                        if execution is not None:
-                            execution.finish(execution.error)
-                        if item.error is not None:
-                            yield error_event(item.error)
-                        return
-                    try:
-                        rendered = stream.render(item)
-                    except ExecutionError as e:
-                        if execution is not None:
-                            execution.finish(e)
-                        yield error_event(e.message)
-                        return
-                    yield rendered
-            finally:
-                # Client gone or stream ended early: stop the skill and close its upstream streams.
-                if not producer.done():
-                    producer.cancel()
-                    log.info("message stream of %s/%s cancelled", namespace, name)
-
+        stream = SkillStream(
+            self.store, self.runtime, self.csi, self.telemetry, CsiContext(namespace, name, token), input
+        )
         return StreamingResponse(
-            events(), headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
+            stream.events(), headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
         )
 
     async def list_tools(self, request: Request) -> Response:
