@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, engine_with_skills, running
 from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.servers import ThreadedServer
@@ -36,11 +36,9 @@ def engine(
             "WASMTIME_CACHE_DIR": str(compiled_cache),
             "CONSOLE_EXECUTIONS": "3",
         },
-    ).start(timeout=180)
-    try:
+    )
+    with running(process, timeout=180):
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -155,11 +153,13 @@ def test_the_openapi_document_describes_the_console_routes(client: httpx.Client)
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     iam = ThreadedServer(IamServer().app).start()
-    process = engine_with_skills(tmp_path_factory.mktemp("console-auth"), {}, {"AUTHORIZATION_URL": iam.url})
     try:
-        yield process.start(timeout=180)
+        process = engine_with_skills(
+            tmp_path_factory.mktemp("console-auth"), {}, {"AUTHORIZATION_URL": iam.url}
+        )
+        with running(process, timeout=180):
+            yield process
     finally:
-        process.stop()
         iam.stop()
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_stream import parse_sse
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, WarmUp, running
 from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver
@@ -115,14 +115,14 @@ def engine(
     )
     env["NAMESPACES__TEAM__CONFIG_URL"] = (team / "namespace.toml").as_uri()
     env["NAMESPACES__TEAM__PATH"] = str(team)
-    process = EngineProcess(workdir, env).start(timeout=120)
-    try:
+    # Every component compiled (minutes on a loaded machine) before the tests, then the documents.
+    warm = [
+        WarmUp.metadata(namespace, name, headers=TOKEN)
+        for namespace, names in [*served.items(), ("team", ["probe"])]
+        for name in names
+    ]
+    with running(EngineProcess(workdir, env), warm=warm) as process:
         with httpx.Client(base_url=process.url, timeout=600, headers=TOKEN) as client:
-            # Wait for every component to be compiled (minutes on a loaded machine), outside the tests.
-            for namespace, names in [*served.items(), ("team", ["probe"])]:
-                for name in names:
-                    response = client.get(f"/v1/skills/{namespace}/{name}/metadata")
-                    assert response.status_code == 200, response.text
             base = "/v1/documents/handbook/policies"
             assert (
                 client.put(f"{base}/indexes/lexical", json={"chunk_size": 120}, headers=ADMIN).status_code
@@ -131,8 +131,6 @@ def engine(
             body = {"contents": [{"modality": "text", "text": "Vacation days expire in March."}]}
             assert client.put(f"{base}/vacation", json=body, headers=ADMIN).status_code == 204
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 
 SLOTS = 2
 TIMEOUT_TEXT = "Original error:\n\nMaximum skill execution time reached."
@@ -39,13 +39,9 @@ def engine(
             "SKILL_TIMEOUT": "2s",
         },
         namespace="TEST",
-    ).start()
-    try:
-        with httpx.Client(base_url=process.url, timeout=120) as client:
-            assert client.post("/v1/skills/test/probe/run", json={"mode": "echo"}).status_code == 200
+    )
+    with running(process, warm=[WarmUp.run("test", "probe", {"mode": "echo"})]):
         yield process
-    finally:
-        process.stop()
 
 
 async def _run_all(engine: EngineProcess, bodies: list[dict[str, object]]) -> list[httpx.Response]:

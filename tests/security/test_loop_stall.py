@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 
 ITEMS = int(os.environ.get("STALL_ITEMS", "100000"))
 STALL_BOUND = 0.25
@@ -35,13 +35,9 @@ def engine(
 ) -> Iterator[EngineProcess]:
     workdir = tmp_path_factory.mktemp("loop-stall")
     env = {"WASMTIME_CACHE_DIR": str(compiled_cache), "SKILL_TIMEOUT": "120s", "SKILL_MEMORY_LIMIT": "1GiB"}
-    process = engine_with_skills(workdir, {"probe": probe_wasm}, env, namespace="TEST").start()
-    try:
-        with httpx.Client(base_url=process.url, timeout=120) as client:
-            assert client.post("/v1/skills/test/probe/run", json={"mode": "echo"}).status_code == 200
+    process = engine_with_skills(workdir, {"probe": probe_wasm}, env, namespace="TEST")
+    with running(process, warm=[WarmUp.run("test", "probe", {"mode": "echo"})]):
         yield process
-    finally:
-        process.stop()
 
 
 async def _scenario(engine: EngineProcess, body: bytes) -> tuple[httpx.Response, list[float], float]:
