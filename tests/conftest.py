@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.aleph_alpha_server import AlephAlphaServer
 from tests.support.openai_server import OpenAIServer
+from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
 
@@ -60,5 +61,17 @@ def aleph_alpha() -> Iterator[AlephAlphaServer]:
     backend.url = server.url
     try:
         yield backend
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[OtlpReceiver]:
+    """A loopback OTLP/HTTP receiver per test module (each module asserts on its own spans)."""
+    otlp = OtlpReceiver()
+    server = ThreadedServer(otlp.app).start()
+    otlp.url = server.url
+    try:
+        yield otlp
     finally:
         server.stop()

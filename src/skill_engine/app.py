@@ -117,7 +117,7 @@ def cache_directory(settings: Settings) -> Path:
 class Engine:
     """Everything behind the HTTP surface, with its start-up and shutdown order."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings) -> None:  # long: the wiring, one collaborator after another
         self.settings = settings
         self._started = False
         self.telemetry = Telemetry.from_settings(settings)
@@ -290,7 +290,7 @@ class Engine:
             await self.authenticator.aclose()
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> Starlette:  # long: the route table and middleware stack, as data
     engine = Engine(settings)
     routes = SkillRoutes(engine.store, engine.runtime, engine.csi, engine.telemetry)
     routes.beta = settings.pharia_ai_feature_set.strip().upper() == "BETA"

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.test_evaluation import EXAMPLES, ndjson
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 from tests.support.openai_server import OpenAIServer
 from tests.support.skills import build_skill
 
@@ -34,14 +34,9 @@ def engine(
         "WASMTIME_CACHE_DIR": str(compiled_cache),
         "EVALUATIONS__DIRECTORY": str(workdir / "data"),
     }
-    process = engine_with_skills(workdir, skills, env, namespace="ACC").start(timeout=120)
-    try:
-        with httpx.Client(base_url=process.url, timeout=600) as client:  # compiled before the browser looks
-            for name in skills:
-                assert client.post(f"/v1/skills/acc/{name}/run", json={"a": 1, "b": 1}).status_code == 200
+    warm = [WarmUp.run("acc", name, {"a": 1, "b": 1}) for name in skills]  # compiled before the browser looks
+    with running(engine_with_skills(workdir, skills, env, namespace="ACC"), warm) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def test_a_dataset_uploaded_and_evaluated_from_the_console(

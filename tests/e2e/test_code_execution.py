@@ -16,27 +16,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, WarmUp, running
 from tests.support.mcp_servers import McpServerProcess
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.servers import ThreadedServer
 from tests.support.skills import build_example, build_skill
 
 LIMIT = 3.0
 """CODE_EXECUTION_TIMEOUT of the engine under test (seconds)."""
 HEADERS = {"Authorization": "Bearer user-token"}
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    otlp = OtlpReceiver()
-    server = ThreadedServer(otlp.app).start()
-    otlp.url = server.url
-    try:
-        yield otlp
-    finally:
-        server.stop()
 
 
 def traceparent() -> tuple[str, str]:
@@ -84,19 +72,16 @@ def engine(
         "OTEL_GEN_AI_CONTENT_CAPTURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "100",
     }
-    process = EngineProcess(workdir, env).start(timeout=180)  # imports alone take ~30 s on a loaded machine
-    try:
-        # The sandbox is built and compiled in the background at start-up (minutes on a busy machine the
-        # first time, then cached); the first call waits for it.
-        body = invoke_body("1")
-        response = httpx.post(f"{process.url}/csi/v1/invoke_tool", json=body, headers=HEADERS, timeout=1200)
-        assert response.status_code == 200, response.text
-        for skill in ("mcp_user", "code_agent"):
-            metadata = f"{process.url}/v1/skills/agents/{skill}/metadata"
-            httpx.get(metadata, headers=HEADERS, timeout=1200).raise_for_status()  # compiled by now
+    # The sandbox is built and compiled in the background at start-up (minutes on a busy machine the first
+    # time, then cached); the first call waits for it. The skills have compiled by then.
+    warm = [
+        WarmUp("/csi/v1/invoke_tool", invoke_body("1"), HEADERS),
+        WarmUp.metadata("agents", "mcp_user", HEADERS),
+        WarmUp.metadata("agents", "code_agent", HEADERS),
+    ]
+    # Imports alone take ~30 s on a loaded machine.
+    with running(EngineProcess(workdir, env), warm, timeout=180, warm_timeout=1200) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
 
 NDJSON = {"content-type": "application/x-ndjson"}
@@ -56,17 +55,6 @@ def ndjson(rows: list[dict[str, Any]]) -> bytes:
 @pytest.fixture(scope="module")
 def calculators() -> tuple[Path, Path]:
     return build_skill("calculator"), build_skill("calculator_v2")
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    otlp = OtlpReceiver()
-    server = ThreadedServer(otlp.app).start()
-    otlp.url = server.url
-    try:
-        yield otlp
-    finally:
-        server.stop()
 
 
 def evaluation_env(workdir: Path, openai_url: str, compiled_cache: Path, **env: str) -> dict[str, str]:
@@ -101,14 +89,9 @@ def engine(
         OTEL_BSP_SCHEDULE_DELAY="100",
     )
     skills = {"calculator": v1, "versioned": v1, "probe": probe_wasm}
-    started = engine_with_skills(workdir, skills, env, namespace="ACC").start(timeout=120)
-    try:
-        with httpx.Client(base_url=started.url, timeout=600) as warm:  # compiling takes a while under load
-            for name, body in (("calculator", {"a": 1, "b": 1}), ("probe", {"mode": "echo"})):
-                assert warm.post(f"/v1/skills/acc/{name}/run", json=body).status_code == 200
+    warm = [WarmUp.run("acc", "calculator", {"a": 1, "b": 1}), WarmUp.run("acc", "probe", {"mode": "echo"})]
+    with running(engine_with_skills(workdir, skills, env, namespace="ACC"), warm) as started:
         yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture(scope="module")

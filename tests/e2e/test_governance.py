@@ -50,14 +50,9 @@ def iam() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def otlp() -> Iterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
-    server = ThreadedServer(receiver.app).start()
-    receiver.url = server.url
-    try:
-        yield receiver
-    finally:
-        server.stop()
+def otlp(receiver: OtlpReceiver) -> OtlpReceiver:
+    """The module's OTLP receiver (tests/conftest.py), under the name these tests use for the audit logs."""
+    return receiver
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_stream import parse_sse
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, WarmUp, running
 from tests.support.mcp_servers import McpServerProcess
 from tests.support.openai_server import OpenAIServer
 from tests.support.skills import build_skill
@@ -105,14 +105,9 @@ def engine(
             "MCP_REFRESH_INTERVAL": "1s",
         },
     )
-    process = EngineProcess(workdir, env).start(timeout=180)  # MCP listings first; slow when busy
-    try:
-        # The first call compiles the skills (minutes on a busy machine): do it with a generous timeout.
-        for skill in ("mcp_user", "streamer"):
-            httpx.get(f"{process.url}/v1/skills/tools/{skill}/metadata", timeout=600).raise_for_status()
+    warm = [WarmUp.metadata("tools", "mcp_user"), WarmUp.metadata("tools", "streamer")]
+    with running(EngineProcess(workdir, env), warm, timeout=180) as process:  # MCP listings first: slow
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, WarmUp, running
 from tests.support.iam_server import IamServer
 from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
@@ -29,11 +29,11 @@ TOKEN = "good-user"
 
 @pytest.fixture(scope="module")
 def iam() -> Iterator[str]:
-    running = ThreadedServer(IamServer().app).start()
+    server = ThreadedServer(IamServer().app).start()
     try:
-        yield running.url
+        yield server.url
     finally:
-        running.stop()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +58,11 @@ def engine(
         "WASMTIME_CACHE_DIR": str(compiled_cache),
         "AUTHORIZATION_URL": iam,
     }
-    process = EngineProcess(tmp_path_factory.mktemp("engine-mcp-server"), env).start(timeout=180)
-    try:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        for skill in ("mcp_user", "streamer"):  # compiled by now (minutes on a busy machine)
-            url = f"{process.url}/v1/skills/team/{skill}/metadata"
-            httpx.get(url, headers=headers, timeout=1200).raise_for_status()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    warm = [WarmUp.metadata("team", skill, headers) for skill in ("mcp_user", "streamer")]
+    process = EngineProcess(tmp_path_factory.mktemp("engine-mcp-server"), env)
+    with running(process, warm, timeout=180, warm_timeout=1200):  # compiling: minutes on a busy machine
         yield process
-    finally:
-        process.stop()
 
 
 async def _session(url: str, token: str | None, work: Any, statuses: list[int]) -> Any:

@@ -7,6 +7,7 @@ an incoming sampled `traceparent` (`-01`) produces spans: that is the parent-bas
 
 from __future__ import annotations
 
+import gzip
 import json
 import secrets
 import time
@@ -19,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.aleph_alpha_server import AlephAlphaServer
-from tests.support.engine import EngineProcess, engine_with_skills, run_engine_once
+from tests.support.engine import EngineProcess, engine_with_skills, run_engine_once, running
 from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan
@@ -31,18 +32,7 @@ SPEC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50,
 SERVER, CLIENT = 2, 3  # OTLP span kinds
 
 
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[OtlpReceiver]:
-    otlp = OtlpReceiver()
-    server = ThreadedServer(otlp.app).start()
-    otlp.url = server.url
-    try:
-        yield otlp
-    finally:
-        server.stop()
-
-
-def start(
+def traced_engine(
     workdir: Path,
     skills: dict[str, Path],
     openai_url: str,
@@ -63,7 +53,7 @@ def start(
             "DOCUMENTS__DIRECTORY": str(workdir / "documents"),
             **env,
         },
-    ).start()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +66,7 @@ def engine(
     receiver: OtlpReceiver,
 ) -> Iterator[EngineProcess]:
     """Tracing to the receiver (ratio 0, content capture on), JSON logs at debug level."""
-    process = start(
+    process = traced_engine(
         tmp_path_factory.mktemp("engine-observability"),
         # `metered` and `traced-streamer` are only used by one test each: their counts and loads are theirs.
         {
@@ -94,10 +84,8 @@ def engine(
         LOG_FORMAT="json",
         LOG_LEVEL="debug",
     )
-    try:
+    with running(process):
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +172,38 @@ def test_execution_metrics_by_outcome(client: httpx.Client, engine: EngineProces
     assert sample(scraped, "kernel_skill_invocations_queued") == 0
     assert scraped["types"]["kernel_skill_compile_duration_seconds"] == "histogram"
     assert "_created" not in scraped["text"]
+
+
+def test_a_compressed_request_and_a_preflight_are_named_after_their_route(
+    client: httpx.Client, engine: EngineProcess, receiver: OtlpReceiver
+) -> None:
+    """The route comes from the router, also for a body the decompression middleware decodes on its way
+    there; a CORS preflight is answered before routing and still names its route (but is not counted:
+    OPTIONS matches the path only)."""
+    requests_total = "kernel_http_requests_total"
+    ok_run = {"method": "POST", "path": RUN_ROUTE, "status": "200"}
+    before = sample(scrape(engine), requests_total, **ok_run) or 0
+    header, compressed_trace, _ = traceparent()
+    response = client.post(
+        "/v1/skills/my-team/probe/run",
+        content=gzip.compress(b'{"mode": "echo", "payload": "zipped"}'),
+        headers={"content-encoding": "gzip", "content-type": "application/json", "traceparent": header},
+    )
+    assert response.status_code == 200 and response.json() == {"result": "zipped"}
+    header, preflight_trace, _ = traceparent()
+    preflight = client.options(
+        "/v1/skills/my-team/probe/run",
+        headers={"origin": "http://ui.test", "access-control-request-method": "POST", "traceparent": header},
+    )
+    assert preflight.status_code == 200
+
+    compressed = only(receiver.wait_for_trace(compressed_trace, {f"POST {RUN_ROUTE}"}), f"POST {RUN_ROUTE}")
+    assert compressed.attributes["http.route"] == RUN_ROUTE
+    answered = receiver.wait_for_trace(preflight_trace, {f"OPTIONS {RUN_ROUTE}"})
+    assert only(answered, f"OPTIONS {RUN_ROUTE}").attributes["http.route"] == RUN_ROUTE
+    scraped = scrape(engine)
+    assert sample(scraped, requests_total, **ok_run) == before + 1
+    assert not any(key[0] == requests_total and ("method", "OPTIONS") in key[1] for key in scraped["samples"])
 
 
 def test_csi_requests_and_tokens_count_batch_size(client: httpx.Client, engine: EngineProcess) -> None:
@@ -444,16 +464,17 @@ def test_content_is_not_captured_by_default(
     openai: tuple[OpenAIServer, str],
     receiver: OtlpReceiver,
 ) -> None:
-    process = start(
-        tmp_path,
-        {"probe": probe_wasm},
-        openai[1],
-        compiled_cache,
-        OTEL_ENDPOINT=f"{receiver.url}/v1/traces",
-        OTEL_SAMPLING_RATIO="1.0",
-        NAMESPACES__MY_TEAM__NATIVE_TOOLS='["execute_python"]',
-    )
-    try:
+    with running(
+        traced_engine(
+            tmp_path,
+            {"probe": probe_wasm},
+            openai[1],
+            compiled_cache,
+            OTEL_ENDPOINT=f"{receiver.url}/v1/traces",
+            OTEL_SAMPLING_RATIO="1.0",
+            NAMESPACES__MY_TEAM__NATIVE_TOOLS='["execute_python"]',
+        )
+    ) as process:
         response = httpx.post(
             f"{process.url}/v1/skills/my-team/probe/run", json={"mode": "chat", "text": "secret"}, timeout=120
         )
@@ -483,8 +504,6 @@ def test_content_is_not_captured_by_default(
         assert "gen_ai.tool.call.arguments" not in execution.attributes
         assert "gen_ai.tool.call.result" not in execution.attributes
         assert not any("secret" in json.dumps(s.attributes) for s in receiver.trace(trace_id))
-    finally:
-        process.stop()
     logs = process.logs()
     assert "POST /v1/skills/my-team/probe/run 200" in logs  # text format, one line per request
     assert "GET /health" not in logs  # a debug line, hidden at the default level
@@ -507,16 +526,17 @@ def test_aleph_alpha_calls_carry_the_trace_context(
     aleph_alpha: AlephAlphaServer,
     receiver: OtlpReceiver,
 ) -> None:
-    process = start(
-        tmp_path,
-        {"probe": probe_wasm},
-        openai[1],
-        compiled_cache,
-        INFERENCE_URL=aleph_alpha.url,
-        OTEL_ENDPOINT=receiver.url,
-        OTEL_SAMPLING_RATIO="0",
-    )
-    try:
+    with running(
+        traced_engine(
+            tmp_path,
+            {"probe": probe_wasm},
+            openai[1],
+            compiled_cache,
+            INFERENCE_URL=aleph_alpha.url,
+            OTEL_ENDPOINT=receiver.url,
+            OTEL_SAMPLING_RATIO="0",
+        )
+    ) as process:
         url = f"{process.url}/v1/skills/my-team/probe/run"
         auth = {"authorization": "Bearer user-token"}
         header, trace_id, _ = traceparent()
@@ -556,8 +576,6 @@ def test_aleph_alpha_calls_carry_the_trace_context(
         sent = [r for r in aleph_alpha.requests if r["path"] == "/complete"]
         assert sent[-1]["headers"]["traceparent"].startswith(f"00-{trace_id}-")
         assert sent[-1]["headers"]["traceparent"].endswith("-00")
-    finally:
-        process.stop()
 
 
 def test_permission_check_is_a_span_and_the_iam_continues_the_trace(
@@ -569,28 +587,29 @@ def test_permission_check_is_a_span_and_the_iam_continues_the_trace(
 ) -> None:
     iam = IamServer()
     iam_server = ThreadedServer(iam.app).start()
-    process = start(
-        tmp_path,
-        {"probe": probe_wasm},
-        openai[1],
-        compiled_cache,
-        AUTHORIZATION_URL=iam_server.url,
-        OTEL_ENDPOINT=receiver.url,
-        OTEL_SAMPLING_RATIO="0",
-    )
     try:
-        header, trace_id, _ = traceparent()
-        response = httpx.post(
-            f"{process.url}/v1/skills/my-team/probe/run",
-            json={"mode": "echo"},
-            headers={"authorization": "Bearer good-observer", "traceparent": header},
-            timeout=120,
-        )
-        assert response.status_code == 200, response.text
-        spans = receiver.wait_for_trace(trace_id, {f"POST {RUN_ROUTE}", "check_permissions"})
-        check = only(spans, "check_permissions")
-        assert check.parent_span_id == only(spans, f"POST {RUN_ROUTE}").span_id
-        assert iam.requests[-1]["headers"]["traceparent"] == f"00-{trace_id}-{check.span_id}-01"
+        with running(
+            traced_engine(
+                tmp_path,
+                {"probe": probe_wasm},
+                openai[1],
+                compiled_cache,
+                AUTHORIZATION_URL=iam_server.url,
+                OTEL_ENDPOINT=receiver.url,
+                OTEL_SAMPLING_RATIO="0",
+            )
+        ) as process:
+            header, trace_id, _ = traceparent()
+            response = httpx.post(
+                f"{process.url}/v1/skills/my-team/probe/run",
+                json={"mode": "echo"},
+                headers={"authorization": "Bearer good-observer", "traceparent": header},
+                timeout=120,
+            )
+            assert response.status_code == 200, response.text
+            spans = receiver.wait_for_trace(trace_id, {f"POST {RUN_ROUTE}", "check_permissions"})
+            check = only(spans, "check_permissions")
+            assert check.parent_span_id == only(spans, f"POST {RUN_ROUTE}").span_id
+            assert iam.requests[-1]["headers"]["traceparent"] == f"00-{trace_id}-{check.span_id}-01"
     finally:
-        process.stop()
         iam_server.stop()

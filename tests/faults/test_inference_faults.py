@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 from tests.support.faulty_backend import FaultyBackend
 from tests.support.servers import ThreadedServer, free_port
 
@@ -166,15 +166,15 @@ def test_an_unreachable_backend_is_retried_then_reported(
             "OPENAI_INFERENCE__URL": f"http://127.0.0.1:{free_port()}/v1",
             "OPENAI_INFERENCE__TOKEN": "backend-token",
         },
-    ).start()
-    try:
-        with httpx.Client(base_url=process.url, timeout=60) as client:
-            started = time.monotonic()
-            response = chat(client, "test-model", "hello?")
-            assert response.status_code == 503
-            assert response.text.startswith(RUNTIME_PREFIX + "Error while calling OpenAI chat completion API")
-            assert "ConnectError" in response.text
-            assert 1.0 < time.monotonic() - started < 10
-            assert client.get("/health").text == "ok"
-    finally:
-        process.stop()
+    )
+    with (
+        running(process, [WarmUp.metadata("my-team", "probe")]),  # compiled: the timed call only runs
+        httpx.Client(base_url=process.url, timeout=60) as client,
+    ):
+        started = time.monotonic()
+        response = chat(client, "test-model", "hello?")
+        assert response.status_code == 503
+        assert response.text.startswith(RUNTIME_PREFIX + "Error while calling OpenAI chat completion API")
+        assert "ConnectError" in response.text
+        assert 1.0 < time.monotonic() - started < 10
+        assert client.get("/health").text == "ok"

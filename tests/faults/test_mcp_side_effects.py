@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, running
 from tests.support.mcp_servers import McpServerProcess
 
 
@@ -47,11 +47,8 @@ def engine(
         "NAMESPACES__AGAIN__MCP_SERVERS": f'["{stateful.url}"]',
         "MCP_CALL_TIMEOUT": "20s",
     }
-    process = EngineProcess(workdir, env).start(timeout=180)
-    try:
+    with running(EngineProcess(workdir, env), timeout=180) as process:
         yield process
-    finally:
-        process.stop()
 
 
 def calls(server: McpServerProcess) -> int:

@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, status_c
 from skill_engine.app import create_app
 from skill_engine.config import DocumentsConfig, Settings
 from tests.support.aleph_alpha_server import AlephAlphaServer
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 from tests.support.servers import ThreadedServer
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
@@ -52,14 +52,11 @@ def engine(
         "DOCUMENTS__DIRECTORY": str(workdir / "documents"),
         "DOCUMENTS__ADMIN_TOKEN": ADMIN,
     }
-    process = engine_with_skills(workdir, {"probe": probe_wasm}, env, namespace="FUZZ").start()
+    process = engine_with_skills(workdir, {"probe": probe_wasm}, env, namespace="FUZZ")
     try:
-        assert httpx.post(
-            f"{process.url}/v1/skills/fuzz/probe/run", json={"mode": "echo"}, timeout=120
-        ).is_success
-        yield process
+        with running(process, [WarmUp.run("fuzz", "probe", {"mode": "echo"})], warm_timeout=120):
+            yield process
     finally:
-        process.stop()
         inference.stop()
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 from tests.support.openai_server import OpenAIServer
 from tests.support.skills import build_skill
 from tests.support.traffic import GoodTraffic, rss_bytes
@@ -66,15 +66,14 @@ def engine(
             "SKILL_OUTPUT_LIMIT": str(OUTPUT_LIMIT),
         },
         namespace="ZOO",
-    ).start()
-    try:
-        with httpx.Client(base_url=process.url, timeout=300) as client:
-            for skill, body in (("probe", {"mode": "echo"}), ("hostile", {"mode": "ok"})):
-                assert client.post(f"/v1/skills/zoo/{skill}/run", json=body).status_code == 200
-            assert client.post("/v1/skills/zoo/streamer/message-stream", json={"mode": "messages"}).is_success
+    )
+    warm = [
+        WarmUp.run("zoo", "probe", {"mode": "echo"}),
+        WarmUp.run("zoo", "hostile", {"mode": "ok"}),
+        WarmUp.message_stream("zoo", "streamer", {"mode": "messages"}),
+    ]
+    with running(process, warm, warm_timeout=300):
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

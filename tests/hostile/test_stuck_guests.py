@@ -62,6 +62,28 @@ def _stuck_metric(engine: EngineProcess) -> float:
     raise AssertionError("kernel_skill_threads_stuck not exported")
 
 
+def _wait_for_stuck(engine: EngineProcess, count: float, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while (seen := _stuck_metric(engine)) != count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return seen
+
+
+def test_a_guest_whose_sleep_ends_frees_its_thread(engine: EngineProcess) -> None:
+    """Runs first: a sleep of 6 s past a 2 s timeout is answered at the deadline, counted as stuck, and
+    no longer counted once the sleep returns and the thread ends (WASI sleeps cannot be interrupted,
+    docs/decisions/0010-guests-stuck-in-wasi.md)."""
+    started = time.monotonic()
+    [response] = asyncio.run(_run_all(engine, [{"mode": "sleep", "n": 6}]))
+    answered = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.text.endswith(TIMEOUT_TEXT)
+    assert answered < 3.5
+    assert _wait_for_stuck(engine, 1, 10) == 1
+    assert _wait_for_stuck(engine, 0, 20) == 0
+    assert httpx.get(f"{engine.url}/health?detail=true", timeout=10).json()["stuck_skill_threads"] == 0
+
+
 def test_stuck_guests_give_their_slots_back_up_to_the_bound(engine: EngineProcess) -> None:
     sleepers = asyncio.run(_run_all(engine, [FOREVER] * (2 * SLOTS)))
     assert [r.status_code for r in sleepers] == [503] * (2 * SLOTS)

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from skill_engine.runtime.admission import Overloaded
 from skill_engine.runtime.budget import ByteBudget
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 from tests.support.servers import ThreadedServer
 
 PER_BATCH = 3
@@ -131,13 +131,9 @@ def budget_engine(
         "MAX_INPUT_BYTES_IN_FLIGHT": "1MiB",
         "SKILL_QUEUE_TIMEOUT": "30s",
     }
-    process = engine_with_skills(workdir, {"probe": probe_wasm}, env, namespace="TEST").start()
-    try:
-        with httpx.Client(base_url=process.url, timeout=120) as client:
-            assert client.post("/v1/skills/test/probe/run", json={"mode": "echo"}).status_code == 200
+    process = engine_with_skills(workdir, {"probe": probe_wasm}, env, namespace="TEST")
+    with running(process, [WarmUp.run("test", "probe", {"mode": "echo"})], warm_timeout=120):
         yield process
-    finally:
-        process.stop()
 
 
 async def _sleeps(engine: EngineProcess, count: int, payload: str) -> tuple[list[int], float]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 
 OUTPUT_LIMIT = 1024 * 1024
 
@@ -38,16 +38,10 @@ def engine(
             "NAMESPACES__OTHER__DIRECTORY": str(other),
         },
         namespace="MINE",
-    ).start()
-    try:
-        with httpx.Client(base_url=process.url, timeout=120) as client:
-            for namespace in ("mine", "other"):
-                assert (
-                    client.post(f"/v1/skills/{namespace}/probe/run", json={"mode": "echo"}).status_code == 200
-                )
+    )
+    warm = [WarmUp.run(namespace, "probe", {"mode": "echo"}) for namespace in ("mine", "other")]
+    with running(process, warm, warm_timeout=120):
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

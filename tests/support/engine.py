@@ -8,7 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -82,6 +86,48 @@ class EngineProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """A request a fixture makes before its tests run, which must answer 200: a skill's first call compiles
+    it (minutes on a busy machine), so tests that count or time calls never see the compilation."""
+
+    path: str
+    body: Any = None
+    """POSTed as JSON; None makes it a GET."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def run(cls, namespace: str, name: str, body: Any) -> WarmUp:
+        return cls(f"/v1/skills/{namespace}/{name}/run", body)
+
+    @classmethod
+    def message_stream(cls, namespace: str, name: str, body: Any) -> WarmUp:
+        return cls(f"/v1/skills/{namespace}/{name}/message-stream", body)
+
+    @classmethod
+    def metadata(cls, namespace: str, name: str, headers: Mapping[str, str] | None = None) -> WarmUp:
+        """Loads (and so compiles) the skill without running it."""
+        return cls(f"/v1/skills/{namespace}/{name}/metadata", headers=headers or {})
+
+
+@contextmanager
+def running(
+    process: EngineProcess, warm: Iterable[WarmUp] = (), timeout: float = 120, warm_timeout: float = 600
+) -> Iterator[EngineProcess]:
+    """The engine started (healthy within `timeout`), warmed up with `warm` in order, and always stopped:
+    the start/warm-up/finally block of every engine fixture."""
+    process.start(timeout=timeout)
+    try:
+        with httpx.Client(base_url=process.url, timeout=warm_timeout) as client:
+            for call in warm:
+                method = "GET" if call.body is None else "POST"
+                response = client.request(method, call.path, json=call.body, headers=dict(call.headers))
+                assert response.status_code == 200, f"warm-up {method} {call.path}: {response.text[:500]}"
+        yield process
+    finally:
+        process.stop()
 
 
 def engine_with_skills(

@@ -1,7 +1,8 @@
 """Regression tests for the wasmtime-py 50.0.1 workarounds in `skill_engine.runtime.wasmtime_fixes`.
 
-Each test fails when its fix is taken out (`wasmtime_fixes.unapplied()`): the concurrency ones under a
-tiny thread switch interval, where stock wasmtime-py mixes up exceptions and variant cases.
+Each fix has a test that reproduces its bug deterministically on stock wasmtime-py (under
+`wasmtime_fixes.unapplied()`) and shows the fix resolves it, so it fails when the fix is taken out of
+`apply()`; the stress tests under a tiny thread switch interval check the same fixes under real load.
 """
 
 from __future__ import annotations
@@ -160,6 +161,216 @@ def test_list_of_u8_end_to_end_through_a_guest(engine: wasmtime.Engine, componen
     assert output == ('{"result":"' + payload + '"}').encode()
 
 
+# -- each bug reproduced: the same scenario fails on stock wasmtime-py (`unapplied()`) ------------------
+# Deterministic: instead of hoping for a bad thread switch, the scenario parks one thread at the exact point
+# where stock code lets another thread's work overwrite shared state, runs the other thread, then resumes.
+
+
+def parked_while(
+    monkeypatch: pytest.MonkeyPatch,
+    owner: type,
+    method: str,
+    should_park: Callable[..., bool],
+    first: Callable[[], None],
+    second: Callable[[], None],
+) -> None:
+    """Runs `first` on a thread until it calls `owner.method` in a way `should_park` accepts (once), runs
+    `second` on another thread to completion, then lets `first` go on."""
+    stock = getattr(owner, method)
+    parked, resumed = threading.Event(), threading.Event()
+    parking_thread: list[int] = []
+
+    def hooked(*args: Any) -> Any:
+        result = stock(*args)
+        if threading.get_ident() in parking_thread and not parked.is_set() and should_park(*args):
+            parked.set()
+            resumed.wait(60)
+        return result
+
+    monkeypatch.setattr(owner, method, hooked)
+
+    def run_first() -> None:
+        parking_thread.append(threading.get_ident())
+        first()
+
+    one = threading.Thread(target=run_first)
+    one.start()
+    assert parked.wait(60), "the first thread never reached the parking point"
+    other = threading.Thread(target=second)
+    other.start()
+    other.join(60)
+    resumed.set()
+    one.join(60)
+    assert not one.is_alive() and not other.is_alive()
+
+
+def exceptions_of_two_interleaved_calls(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> dict[str, str]:
+    """Thread `a`'s host import raises; `a` is parked right after, while `b`'s host import raises too."""
+    linker = raising_linker(engine, component)
+    interface = component.get_export_index("pharia:skill/skill-handler@0.3.11")
+    run = component.get_export_index("run", interface)
+    seen: dict[str, str] = {}
+
+    def call(name: str) -> None:
+        store = wasmtime.Store(engine)
+        store.set_wasi(wasmtime.WasiConfig())
+        store.set_epoch_deadline(1 << 40)
+        try:
+            linker.instantiate(store, component).get_func(store, run)(store, b'{"mode":"chat","text":"x"}')
+            seen[name] = "no exception"
+        except Marker as e:
+            seen[name] = "own" if e.args[0] == threading.get_ident() else "foreign"
+        except Exception as e:
+            seen[name] = f"lost: {type(e).__name__}"
+        finally:
+            store.close()
+
+    # Both the stock and the fixed `catch_exceptions` invalidate the host call's store context last.
+    parked_while(
+        monkeypatch,
+        wasmtime.StoreContext,
+        "_invalidate",
+        lambda _self: True,
+        lambda: call("a"),
+        lambda: call("b"),
+    )
+    return seen
+
+
+def test_interleaved_host_exceptions_stay_with_their_calls(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> None:
+    """Fix 1: stock wasmtime-py parks a host import's exception in one process-global slot; a call in
+    another thread raising meanwhile takes it over, and the first call loses its own exception."""
+    with wasmtime_fixes.unapplied():
+        assert exceptions_of_two_interleaved_calls(monkeypatch, engine, component) == {
+            "b": "own",
+            "a": "lost: WasmtimeError",
+        }
+    monkeypatch.undo()
+    assert exceptions_of_two_interleaved_calls(monkeypatch, engine, component) == {"b": "own", "a": "own"}
+
+
+def lowering_of_two_interleaved_results(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> dict[str, str]:
+    """Thread `a` lowers `ok(bytes)` of the untagged `result<list<u8>, error>` and is parked right after
+    collecting the classes of the `ok` case, while thread `b` lowers an `err(...)` of the same type."""
+    from wasmtime.component import _types
+
+    handler = component.type.exports(engine)["pharia:skill/skill-handler@0.3.11"]
+    result_type = handler.ty.exports(engine)["run"].ty.result
+    store = wasmtime.Store(engine)
+    seen: dict[str, str] = {}
+
+    def lower(name: str, value: Any) -> None:
+        raw = ffi.wasmtime_component_val_t()
+        try:
+            result_type.convert_to_c(store, value, ctypes.pointer(raw))
+            back = result_type.convert_from_c(raw)
+            seen[name] = "right case" if back == value else f"came back as {back!r}"
+        except Exception as e:
+            seen[name] = f"{type(e).__name__}: {e}"
+
+    parked_while(
+        monkeypatch,
+        _types.ListType,
+        "add_classes",
+        lambda _self, classes: classes is _types.case_test_cache,  # not `_tagged()`'s own sets
+        lambda: lower("a", b"ok-bytes"),
+        lambda: lower("b", Variant("internal", "boom")),
+    )
+    return seen
+
+
+def test_interleaved_untagged_variants_lower_to_their_own_case(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> None:
+    """Fix 2: stock wasmtime-py tells the cases of an untagged variant apart with one process-global set
+    of classes; a lowering in another thread refills it between filling and testing it."""
+    with wasmtime_fixes.unapplied():
+        assert lowering_of_two_interleaved_results(monkeypatch, engine, component) == {
+            "b": "right case",
+            "a": "ValueError: value not valid for this variant",
+        }
+    monkeypatch.undo()
+    assert lowering_of_two_interleaved_results(monkeypatch, engine, component) == {
+        "a": "right case",
+        "b": "right case",
+    }
+
+
+def per_byte_conversions(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> int:
+    """How many single-`u8` conversions a 64 KiB `list<u8>` takes there and back."""
+    from wasmtime.component import _types
+
+    counted = [0]
+    for method in ("convert_to_c", "convert_from_c"):
+        stock = getattr(_types.U8, method)
+
+        def counting(*args: Any, _stock: Any = stock) -> Any:
+            counted[0] += 1
+            return _stock(*args)
+
+        monkeypatch.setattr(_types.U8, method, counting)
+    handler = component.type.exports(engine)["pharia:skill/skill-handler@0.3.11"]
+    list_type = handler.ty.exports(engine)["run"].ty.params[0][1]
+    data = bytes(i % 256 for i in range(64 * 1024))
+    raw = ffi.wasmtime_component_val_t()
+    list_type.convert_to_c(wasmtime.Store(engine), data, ctypes.pointer(raw))
+    assert list_type.convert_from_c(raw) == data
+    monkeypatch.undo()
+    return counted[0]
+
+
+def test_list_of_u8_is_not_converted_byte_by_byte(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> None:
+    """Fix 3: stock wasmtime-py converts every byte of a `list<u8>` on its own (1.35 s per MiB); counted
+    rather than timed, so a slow machine cannot make it fail."""
+    with wasmtime_fixes.unapplied():
+        assert per_byte_conversions(monkeypatch, engine, component) == 2 * 64 * 1024
+    assert per_byte_conversions(monkeypatch, engine, component) == 0
+
+
+def variant_case_enumerations(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> int:
+    """How often the C API is asked for the cases of one variant type object while three values of it are
+    lowered and lifted."""
+    counted = [0]
+    stock = ffi.wasmtime_component_variant_type_case_count
+
+    def counting(*args: Any) -> Any:
+        counted[0] += 1
+        return stock(*args)
+
+    monkeypatch.setattr(ffi, "wasmtime_component_variant_type_case_count", counting)
+    handler = component.type.exports(engine)["pharia:skill/skill-handler@0.3.11"]
+    error_type = handler.ty.exports(engine)["run"].ty.result.err  # variant error { internal, invalid-input }
+    store = wasmtime.Store(engine)
+    for value in (Variant("internal", "boom"), Variant("invalid-input", "bad"), Variant("internal", "again")):
+        raw = ffi.wasmtime_component_val_t()
+        error_type.convert_to_c(store, value, ctypes.pointer(raw))
+        assert error_type.convert_from_c(raw) == value
+    monkeypatch.undo()
+    return counted[0]
+
+
+def test_a_variant_types_cases_are_read_from_the_c_api_once(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> None:
+    """Fix 4: stock wasmtime-py asks the C API for a variant type's cases several times per value (about
+    10% of a stream event's host CPU); counted rather than timed."""
+    with wasmtime_fixes.unapplied():
+        assert variant_case_enumerations(monkeypatch, engine, component) > 3
+    assert variant_case_enumerations(monkeypatch, engine, component) == 1
+
+
 def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -> None:
     """Removing a workaround from `apply()` fails here; the behaviour tests above show what each fixes."""
     from wasmtime.component import _enter, _linker, _types
@@ -172,6 +383,7 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         "variant lowering": type(_types.case_test_cache),
         "list<u8> lowering": _types.ListType.convert_to_c,
         "list<u8> lifting": _types.ListType.convert_from_c,
+        "variant cases": _types.VariantType._cases,
     }
     assert installed == {
         "exception routing (enter)": wasmtime_fixes._catch_exceptions,
@@ -180,6 +392,7 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         "variant lowering": wasmtime_fixes._ThreadLocalSet,
         "list<u8> lowering": wasmtime_fixes._list_to_c,
         "list<u8> lifting": wasmtime_fixes._list_from_c,
+        "variant cases": wasmtime_fixes._variant_cases,
     }
     with wasmtime_fixes.unapplied():
         assert _enter.catch_exceptions is not wasmtime_fixes._catch_exceptions
@@ -187,4 +400,5 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         assert not isinstance(_types.case_test_cache, wasmtime_fixes._ThreadLocalSet)
         assert _types.ListType.convert_to_c is not wasmtime_fixes._list_to_c
         assert _types.ListType.convert_from_c is not wasmtime_fixes._list_from_c
+        assert _types.VariantType._cases is not wasmtime_fixes._variant_cases
     assert _types.ListType.convert_to_c is wasmtime_fixes._list_to_c

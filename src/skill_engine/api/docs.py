@@ -64,7 +64,7 @@ _METADATA_SCHEMA = {
 }
 
 
-def openapi(beta: bool) -> dict[str, Any]:
+def openapi(beta: bool) -> dict[str, Any]:  # long: one literal document, read top to bottom like the spec
     run_body = {"required": True, "content": {"application/json": {"schema": {}}}}
     paths: dict[str, Any] = {
         "/openapi.json": {

@@ -33,7 +33,7 @@ from skill_engine.csi.documents.embedded import (
     IndexConfig,
     contents_to_json,
 )
-from skill_engine.csi.types import DocumentPath, ImageContent, IndexPath, Json, Modality, TextContent
+from skill_engine.csi.types import DocumentPath, IndexPath, Json, Modality, modality_from_json
 
 NO_ADMIN_TOKEN = (
     "The document management API is disabled because no admin token is configured. Set "
@@ -103,11 +103,9 @@ def parse_document_body(body: Any) -> tuple[list[Modality], Json]:
         )
     contents: list[Modality] = []
     for position, item in enumerate(raw_contents):
-        modality = item.get("modality") if isinstance(item, dict) else None
-        if modality == "text" and isinstance(item.get("text"), str):
-            contents.append(TextContent(item["text"]))
-        elif modality == "image":
-            contents.append(ImageContent())
+        content = modality_from_json(item)
+        if content is not None:
+            contents.append(content)
         else:
             raise HttpError(
                 400,

@@ -202,7 +202,7 @@ def evaluation_paths() -> dict[str, Any]:
     }
 
 
-def operational_paths() -> dict[str, Any]:
+def operational_paths() -> dict[str, Any]:  # long: one literal document, one entry per path
     index = {"name": "index", "in": "path", "required": True, "schema": {"type": "string"}}
     base = "/v1/documents/{namespace}/{collection}"
     health_detail = {

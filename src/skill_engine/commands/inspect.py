@@ -43,6 +43,24 @@ def main(args: argparse.Namespace) -> int:
     return 0 if report["loads"] else 1
 
 
+def _blank_report(path: Path, exports: list[str], imports: list[str]) -> dict[str, Any]:
+    """Every key of the report (`--json` prints them all), filled in as far as inspection gets."""
+    return {
+        "file": str(path),
+        "size": path.stat().st_size,
+        "world": None,
+        "wit_version": None,
+        "kind": None,
+        "exports": sorted(exports),
+        "imports": imports,
+        "loads": False,
+        "error": None,
+        "description": None,
+        "input_schema": None,
+        "output_schema": None,
+    }
+
+
 async def _inspect(path: Path) -> dict[str, Any]:
     import wasmtime
     from wasmtime.component import Component
@@ -60,20 +78,7 @@ async def _inspect(path: Path) -> dict[str, Any]:
         component = Component.deserialize_file(engine, str(artifact))
         exports = list(component.type.exports(engine))
         imports = sorted(component.type.imports(engine))
-        report: dict[str, Any] = {
-            "file": str(path),
-            "size": path.stat().st_size,
-            "world": None,
-            "wit_version": None,
-            "kind": None,
-            "exports": sorted(exports),
-            "imports": imports,
-            "loads": False,
-            "error": None,
-            "description": None,
-            "input_schema": None,
-            "output_schema": None,
-        }
+        report = _blank_report(path, exports, imports)
         try:
             world = worlds.detect(exports, alpha=True)
         except ExecutionError as e:

@@ -19,7 +19,7 @@ from skill_engine.console.health import health_report
 from skill_engine.console.view import EngineView
 from skill_engine.csi.tool_names import TEST_BETA
 from skill_engine.skills.builtin import BUILTINS
-from skill_engine.skills.store import ConfiguredChat
+from skill_engine.skills.catalogue import ConfiguredChat
 
 STATIC = Path(__file__).parent / "static"
 EXECUTION_STATUSES = ("ok", "logic_error", "runtime_error")

@@ -167,6 +167,23 @@ class McpConnection:
     def _headers(self) -> dict[str, str] | None:
         return {"Authorization": f"Bearer {self.token}"} if self.token else None
 
+    def _transport(self, kind: Kind) -> tuple[Any, httpx2.AsyncClient | None]:
+        """The MCP transport of `kind`, and the HTTP client it uses if it is ours to close."""
+        settings = self.settings
+        if kind == "sse":
+            transport = sse_client(
+                self.url,
+                headers=self._headers(),
+                timeout=settings.connect_timeout,
+                sse_read_timeout=max(300.0, settings.call_timeout),
+            )
+            return transport, None
+        http = httpx2.AsyncClient(
+            headers=self._headers(),
+            timeout=httpx2.Timeout(settings.connect_timeout, read=max(300.0, settings.call_timeout)),
+        )
+        return streamable_http_client(self.url, http_client=http), http
+
     async def _open(self, kind: Kind) -> _Session:
         ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
         closing = asyncio.Event()
@@ -174,22 +191,7 @@ class McpConnection:
 
         async def own() -> None:
             try:
-                if kind == "sse":
-                    transport: Any = sse_client(
-                        self.url,
-                        headers=self._headers(),
-                        timeout=settings.connect_timeout,
-                        sse_read_timeout=max(300.0, settings.call_timeout),
-                    )
-                    http: httpx2.AsyncClient | None = None
-                else:
-                    http = httpx2.AsyncClient(
-                        headers=self._headers(),
-                        timeout=httpx2.Timeout(
-                            settings.connect_timeout, read=max(300.0, settings.call_timeout)
-                        ),
-                    )
-                    transport = streamable_http_client(self.url, http_client=http)
+                transport, http = self._transport(kind)
                 async with contextlib.AsyncExitStack() as stack:
                     if http is not None:
                         await stack.enter_async_context(http)

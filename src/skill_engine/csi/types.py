@@ -370,6 +370,18 @@ class ImageContent:
 
 Modality = TextContent | ImageContent
 
+
+def modality_from_json(item: object) -> Modality | None:
+    """A document content item as the Document Index writes it (`{"modality": "text", "text": ...}` or
+    `{"modality": "image", ...}`), or None if it is neither."""
+    modality = item.get("modality") if isinstance(item, dict) else None
+    if modality == "text" and isinstance(item, dict) and isinstance(item.get("text"), str):
+        return TextContent(item["text"])
+    if modality == "image":
+        return ImageContent()
+    return None
+
+
 Json = dict[str, "Json"] | list["Json"] | str | int | float | bool | None
 
 

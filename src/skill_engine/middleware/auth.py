@@ -17,14 +17,12 @@ once and leaves the token on `request.state.bearer_token` for the route.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
 
 import httpx
+from cachetools import TTLCache
 from starlette.datastructures import Headers
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from skill_engine import telemetry
 from skill_engine.api.errors import HttpError
 from skill_engine.governance import audit
+from skill_engine.single_flight import SingleFlight
 from skill_engine.telemetry import outbound_headers
 
 log = logging.getLogger("skill_engine.middleware.auth")
@@ -79,46 +78,23 @@ class Authenticator:
         self.url = url.rstrip("/") + "/check_user"
         self.cache_ttl = cache_ttl
         self._client = httpx.AsyncClient(timeout=timeout)
-        self._valid_until: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
-        self._checking: dict[str, asyncio.Future[Identity]] = {}
+        self._granted: TTLCache[str, Identity] | None = (
+            TTLCache(CACHE_ENTRIES, cache_ttl) if cache_ttl > 0 else None
+        )
+        self._checking: SingleFlight[str, Identity] = SingleFlight()
         self.iam_calls = 0
 
     async def check(self, token: str) -> Identity:
         """The caller if the token grants `KernelAccess`; raises HttpError(403 or 500) otherwise."""
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
-        cached = self._valid_until.get(key)
-        if cached is not None:
-            until, identity = cached
-            if until > now:
-                return identity
-            del self._valid_until[key]
-        while (pending := self._checking.get(key)) is not None:
-            try:
-                return await asyncio.shield(pending)
-            except asyncio.CancelledError:
-                if not pending.cancelled():
-                    raise  # this request itself was cancelled
-                # the request that was asking went away: ask ourselves
-        future: asyncio.Future[Identity] = asyncio.get_running_loop().create_future()
-        self._checking[key] = future
-        try:
-            identity = await self._ask_iam(token)
-        except HttpError as e:
-            future.set_exception(e)
-            raise
-        else:
-            future.set_result(identity)
-            if self.cache_ttl > 0:
-                self._valid_until[key] = (time.monotonic() + self.cache_ttl, identity)
-                while len(self._valid_until) > CACHE_ENTRIES:
-                    self._valid_until.popitem(last=False)
-        finally:
-            del self._checking[key]
-            if not future.done():  # cancelled while asking: waiters must not hang
-                future.cancel()
-            elif not future.cancelled():
-                future.exception()  # retrieved here so an unobserved failure is not reported
+        if self._granted is not None and (identity := self._granted.get(key)) is not None:
+            return identity
+        return await self._checking.run(key, lambda: self._check_and_remember(key, token))
+
+    async def _check_and_remember(self, key: str, token: str) -> Identity:
+        identity = await self._ask_iam(token)  # HttpError (rejection, IAM down) is not remembered
+        if self._granted is not None:
+            self._granted[key] = identity
         return identity
 
     async def _ask_iam(self, token: str) -> Identity:

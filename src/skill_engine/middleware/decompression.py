@@ -91,12 +91,14 @@ class RequestDecompression:
         try:
             encodings = [e.strip() for e in encoding.split(",") if e.strip() not in ("", "identity")]
             stages = [_Stage(one) for one in reversed(encodings)]  # unsupported encodings fail first
-            new_headers = [
+            # In place, not a copy: the router leaves its matched route in this scope for the telemetry
+            # middleware outside (middleware/telemetry.py).
+            scope["headers"] = [
                 (k, v)
                 for k, v in scope["headers"]
                 if k.lower() not in (b"content-encoding", b"content-length")
             ]
-            await self.app({**scope, "headers": new_headers}, _decoding(receive, stages), tracking_send)
+            await self.app(scope, _decoding(receive, stages), tracking_send)
         except HttpError as e:
             if started:
                 raise

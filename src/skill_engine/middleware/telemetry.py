@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import Token
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
-from starlette.routing import Match, Route
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skill_engine import telemetry
@@ -27,19 +29,31 @@ QUIET_PATHS = frozenset({"/health", "/ready"})  # probes
 
 
 def _route(scope: Scope) -> tuple[str | None, bool]:
-    """(route template, whether method and path both matched)."""
-    app = scope.get("app")
-    routes = getattr(app, "routes", ())
-    partial: str | None = None
-    for route in routes:
+    """(route template, whether method and path both matched), as the router matched them.
+
+    The router leaves the route it handed the request to in `scope["route"]` (Starlette ≥ 0.33), a path-only
+    match (405) included. A request answered before routing (a CORS preflight, a refused request body) has
+    none: only then is the route looked up here, the way the router would have.
+    """
+    route = scope.get("route")
+    if route is None:
+        route = _match(scope)
+    if not isinstance(route, Route):
+        return None, False
+    return route.path, not route.methods or scope["method"] in route.methods
+
+
+def _match(scope: Scope) -> BaseRoute | None:
+    partial: BaseRoute | None = None
+    for route in getattr(scope.get("app"), "routes", ()):
         if not isinstance(route, Route):
             continue
         match, _ = route.matches(scope)
         if match is Match.FULL:
-            return route.path, True
+            return route
         if match is Match.PARTIAL and partial is None:
-            partial = route.path
-    return partial, False
+            partial = route
+    return partial
 
 
 class TelemetryMiddleware:
@@ -54,25 +68,8 @@ class TelemetryMiddleware:
         started = time.perf_counter()
         token = telemetry.activate(self.telemetry)
         method: str = scope["method"]
-        template, matched = _route(scope)
         status = 500
-        tracing = self.telemetry.tracing
-        tracer = tracing.tracer
-        span = None
-        context_token = None
-        extra_headers: list[tuple[bytes, bytes]] = []
-        if tracer is not None:
-            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-            parent = tracing.extract(headers)
-            span = tracer.start_span(
-                f"{method} {template}" if template else method,
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes=_request_attributes(scope, method, template, headers),
-            )
-            ctx = set_span_in_context(span, parent)
-            context_token = otel_context.attach(ctx)
-            extra_headers = [(k.encode(), v.encode()) for k, v in tracing.response_headers(ctx).items()]
+        span, context_token, extra_headers = self._start_span(scope, method)
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -89,46 +86,66 @@ class TelemetryMiddleware:
                 span.record_exception(e)
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            if span is not None:
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                span.end()
-            if matched and template is not None:
-                metrics = self.telemetry.metrics
-                labels = (method, template, str(status))
-                metrics.http_requests.labels(*labels).inc()
-                metrics.http_duration.labels(*labels).observe(elapsed)
-            path: str = scope["path"]
-            log.log(
-                logging.DEBUG if path in QUIET_PATHS else logging.INFO,
-                "%s %s %d %.1fms",
-                method,
-                path,
-                status,
-                elapsed * 1000,
-                extra={
-                    "method": method,
-                    "path": path,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+            self._observe(scope, method, status, time.perf_counter() - started, span)
             if context_token is not None:
                 otel_context.detach(context_token)
             telemetry.deactivate(token)
 
+    def _start_span(
+        self, scope: Scope, method: str
+    ) -> tuple[Span | None, Token[Context] | None, list[tuple[bytes, bytes]]]:
+        """The server span (continuing an incoming `traceparent`), made current, and the response headers
+        that name it; nothing without tracing."""
+        tracing = self.telemetry.tracing
+        if tracing.tracer is None:
+            return None, None, []
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        parent = tracing.extract(headers)
+        span = tracing.tracer.start_span(
+            method,  # named after the route once the router has matched it
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=_request_attributes(scope, method, headers),
+        )
+        ctx = set_span_in_context(span, parent)
+        extra_headers = [(k.encode(), v.encode()) for k, v in tracing.response_headers(ctx).items()]
+        return span, otel_context.attach(ctx), extra_headers
 
-def _request_attributes(scope: Scope, method: str, template: str | None, headers: dict[str, str]) -> Any:
+    def _observe(self, scope: Scope, method: str, status: int, elapsed: float, span: Span | None) -> None:
+        """Ends the span, counts a request that matched a route and logs the request line."""
+        template, matched = _route(scope)
+        if span is not None:
+            if template is not None:
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:
+                span.set_status(Status(StatusCode.ERROR))
+            span.end()
+        if matched and template is not None:
+            metrics = self.telemetry.metrics
+            labels = (method, template, str(status))
+            metrics.http_requests.labels(*labels).inc()
+            metrics.http_duration.labels(*labels).observe(elapsed)
+        path: str = scope["path"]
+        log.log(
+            logging.DEBUG if path in QUIET_PATHS else logging.INFO,
+            "%s %s %d %.1fms",
+            method,
+            path,
+            status,
+            elapsed * 1000,
+            extra={"method": method, "path": path, "status": status, "duration_ms": round(elapsed * 1000, 3)},
+        )
+
+
+def _request_attributes(scope: Scope, method: str, headers: dict[str, str]) -> Any:
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.path": scope["path"],
         "url.scheme": scope.get("scheme", "http"),
         "network.protocol.version": scope.get("http_version", "1.1"),
     }
-    if template is not None:
-        attributes["http.route"] = template
     server = scope.get("server")
     if server:
         attributes["server.address"], attributes["server.port"] = server[0], server[1]

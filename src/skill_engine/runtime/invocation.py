@@ -28,6 +28,13 @@ TIMEOUT_MESSAGE = "Maximum skill execution time reached."
 MEMORY_MESSAGE = "Maximum skill memory reached."
 CPU_MESSAGE = "Maximum skill CPU time reached."
 CANCELLED_MESSAGE = "The invocation was cancelled."
+HOST_COPY_LIMIT = 128 * 1024 * 1024 // 48
+"""Values wasmtime lifts from a guest in one call: its hostcall fuel (128 MiB, not configurable through
+the C API) at 48 bytes per value. A skill's output is a `list<u8>`, so at most 2 796 202 bytes."""
+HOST_COPY_MESSAGE = (
+    f"The skill handed the engine more data in one call than wasmtime-py can take: at most "
+    f"{HOST_COPY_LIMIT} values per call, which limits a skill's output to {HOST_COPY_LIMIT} bytes."
+)
 
 
 class InvocationStopped(Exception):

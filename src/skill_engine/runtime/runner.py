@@ -44,6 +44,7 @@ from skill_engine.runtime.budget import ByteBudget
 from skill_engine.runtime.engine import WasmEngine
 from skill_engine.runtime.invocation import (
     CANCELLED_MESSAGE,
+    HOST_COPY_MESSAGE,
     MEMORY_MESSAGE,
     TIMEOUT_MESSAGE,
     Invocation,
@@ -369,5 +370,8 @@ def _runtime_failure(error: Exception, invocation: Invocation) -> ExecutionError
     text = str(error)
     if "exceeds memory limits" in text or "memory limit" in text:
         return RuntimeFailure(MEMORY_MESSAGE)
+    if "fuel allocated for hostcalls has been exhausted" in text:
+        log.warning("skill handed over too many values", extra={"skill": _label(invocation.ctx)})
+        return RuntimeFailure(HOST_COPY_MESSAGE)
     log.error("skill trapped: %s", text, extra={"skill": _label(invocation.ctx)})
     return RuntimeFailure(text)

@@ -1,8 +1,10 @@
 """Workarounds for wasmtime-py 50.0.1, kept in one place so they can be dropped when upstream fixes land.
 
-Each fix is applied once by `apply()`. `tests/unit/test_wasmtime_fixes.py` tests what each one fixes (the
-concurrency ones under a tiny switch interval, where stock code mixes exceptions and cases up) and fails
-when `apply()` stops installing one; `unapplied()` restores the stock code.
+Each fix is applied once by `apply()`; `unapplied()` restores the stock code.
+`tests/unit/test_wasmtime_fixes.py` reproduces each bug on the stock code and shows the fix resolves it
+(`test_interleaved_*`, `test_list_of_u8_is_not_converted_byte_by_byte`,
+`test_a_variant_types_cases_are_read_from_the_c_api_once`), so a test fails when `apply()` stops
+installing one.
 
 1. Exception routing: a Python exception raised by a host import is parked in the process-global
    `component._enter.LAST_EXCEPTION` and re-raised by whichever thread looks next. Under concurrency a call
@@ -12,7 +14,8 @@ when `apply()` stops installing one; `unapplied()` restores the stock code.
    every untagged option/result/variant. Two threads lowering at once choose wrong cases. We make the set
    thread-local.
 3. `list<u8>` conversion: stock code converts one byte at a time through a 32-byte value struct each
-   (1.35 s per MiB). We fill and read the value array with strided slices instead (~30x faster).
+   (1.35 s per MiB). We fill and read the value array in place with strided slices instead (~30x faster),
+   64 KiB at a time so the event loop keeps the GIL between steps.
 4. Variant cases: stock code asks the C API for a variant type's cases (name and payload type each) every
    time it needs them, several times per value lowered or lifted; a stream event crossing the boundary
    paid this ~10% of its host CPU. We remember them on the type object, which stands for one C type.
@@ -102,10 +105,17 @@ class _ThreadLocalSet(threading.local):
 _VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
 _PAYLOAD_OFFSET = ffi.wasmtime_component_val_t.of.offset
 _KIND_U8 = ffi.WASMTIME_COMPONENT_U8.value
-_CHUNK = 1 << 20
+_CHUNK = 64 * 1024
+"""Bytes converted per step. Each step is two short C calls holding the GIL (~1 ms); between steps the
+event loop gets the GIL back, so a large output does not stall other requests."""
 
 _stock_list_to_c = _types.ListType.convert_to_c
 _stock_list_from_c = _types.ListType.convert_from_c
+
+
+def _values(base: int, n: int) -> memoryview:
+    """The value array of a `list<u8>` as flat bytes, without copying it."""
+    return memoryview((ctypes.c_char * (n * _VAL_SIZE)).from_address(base)).cast("B")
 
 
 def _list_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
@@ -116,15 +126,18 @@ def _list_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
     ffi.wasmtime_component_vallist_new_uninit(raw, n)
     if n:
         base = ctypes.addressof(raw.data.contents)
+        ctypes.memset(base, 0, n * _VAL_SIZE)  # a foreign call: runs without the GIL
+        values = _values(base, n)
         kinds = bytes([_KIND_U8]) * min(n, _CHUNK)
-        # Chunked, so a 50 MiB input never needs a second 1.6 GiB buffer on the Python side.
+        source = memoryview(val)
+        # Written in place, step by step: no second buffer of 32 bytes per input byte.
         for start in range(0, n, _CHUNK):
-            part = val[start : start + _CHUNK]
-            m = len(part)
-            buf = bytearray(m * _VAL_SIZE)
-            buf[0::_VAL_SIZE] = kinds[:m]
-            buf[_PAYLOAD_OFFSET::_VAL_SIZE] = part
-            ctypes.memmove(base + start * _VAL_SIZE, (ctypes.c_char * len(buf)).from_buffer(buf), len(buf))
+            m = min(_CHUNK, n - start)
+            first = start * _VAL_SIZE
+            end = first + m * _VAL_SIZE
+            values[first:end:_VAL_SIZE] = kinds[:m]
+            values[first + _PAYLOAD_OFFSET : end : _VAL_SIZE] = source[start : start + m]
+        values.release()
     ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
     ptr.contents.of.list = raw
     return None
@@ -138,14 +151,15 @@ def _list_from_c(self: Any, c: Any) -> Any:
         n = c.of.list.size
         if n == 0:
             return b""
-        base = ctypes.addressof(c.of.list.data.contents)
-        parts = [
-            ctypes.string_at(base + start * _VAL_SIZE, min(_CHUNK, n - start) * _VAL_SIZE)[
-                _PAYLOAD_OFFSET::_VAL_SIZE
-            ]
-            for start in range(0, n, _CHUNK)
-        ]
-        return b"".join(parts)
+        values = _values(ctypes.addressof(c.of.list.data.contents), n)
+        out = bytearray(n)
+        # The payload byte of every value, read in place step by step (no copy of the value array).
+        for start in range(0, n, _CHUNK):
+            m = min(_CHUNK, n - start)
+            first = start * _VAL_SIZE + _PAYLOAD_OFFSET
+            out[start : start + m] = values[first : first + m * _VAL_SIZE : _VAL_SIZE]
+        values.release()
+        return bytes(out)
     finally:
         # u8 values own no memory, so deleting the list frees everything.
         ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from skill_engine.config import NamespaceConfig
+from skill_engine.skills.catalogue import ConfiguredChat, KnownSkill, SkillDescription
 from skill_engine.skills.description import ChatSkill, NamespaceDescription
 from skill_engine.skills.registry import Registry
 from skill_engine.skills.sources import (
@@ -31,7 +32,7 @@ from skill_engine.skills.sources import (
     make_registry,
     make_source,
 )
-from skill_engine.skills.store import ConfiguredChat, KnownSkill, SkillDescription, SkillStore
+from skill_engine.skills.store import SkillStore
 
 log = logging.getLogger("skill_engine.namespaces")
 

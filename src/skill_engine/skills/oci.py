@@ -12,11 +12,15 @@ ghcr.io, GitLab, Harbor, Docker Hub), under the rules of skills/oci_auth.py.
 
 Names and tags are checked again here (skills/names.py) before they become a URL. Every body is streamed
 with a counter: a manifest above 4 MiB or a layer above `MAX_SKILL_SIZE` is refused, not downloaded.
+Hashing a layer of hundreds of MiB takes a second of CPU: it runs on a worker thread (sha256 releases the
+GIL), never on the event loop; the body is collected without a final copy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 import json
 import logging
 import re
@@ -40,6 +44,8 @@ MAX_MANIFEST_SIZE = 4 * 1024 * 1024
 MAX_TOKEN_RESPONSE_SIZE = 1024 * 1024
 MAX_ERROR_BODY_SIZE = 64 * 1024
 MAX_REPOSITORY_LENGTH = 255
+OFF_LOOP = 1024 * 1024
+"""Bodies from this size on are hashed on a worker thread."""
 DIGEST_PATTERN = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{1,256}")
 
 
@@ -147,13 +153,13 @@ class OciRegistry:
         response, raw = await self._send("GET", path, repository, MAX_MANIFEST_SIZE)
         if response.status_code == 404:
             raise _NotFound()
-        digest = response.headers.get("docker-content-digest") or f"sha256:{hashlib.sha256(raw).hexdigest()}"
+        digest = response.headers.get("docker-content-digest") or f"sha256:{await _sha256(raw)}"
         return raw, str(digest)
 
     async def _blob(self, repository: str, digest: str) -> bytes:
         _, data = await self._send("GET", f"/v2/{repository}/blobs/{digest}", repository, self.max_blob_size)
         algorithm, _, expected = digest.partition(":")
-        if algorithm == "sha256" and hashlib.sha256(data).hexdigest() != expected:
+        if algorithm == "sha256" and await _sha256(data) != expected:
             raise RegistryError(f"layer {digest} does not match its digest")
         return data
 
@@ -201,16 +207,19 @@ class OciRegistry:
             declared = response.headers.get("content-length", "") if method != "HEAD" else ""
             if response.is_success and declared.isdigit() and int(declared) > limit:
                 raise TooLarge(f"{_what(url)} has {int(declared)} bytes, more than the limit of {limit}")
-            body = bytearray()
+            # BytesIO grows in place and hands its buffer over without a copy: one big copy (a join or
+            # bytes(bytearray)) would hold the GIL, and so stall the loop, even on a worker thread.
+            body = io.BytesIO()
             async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > limit:
+                body.write(chunk)
+                if body.tell() > limit:
                     if not response.is_success:
                         break
                     raise TooLarge(f"{_what(url)} is larger than the limit of {limit} bytes")
         finally:
             await response.aclose()
-        return response, bytes(body[:limit])
+        data = body.getvalue()
+        return response, data[:limit] if len(data) > limit else data
 
     async def _token(self, params: dict[str, str], repository: str) -> str:
         realm = params["realm"]
@@ -234,6 +243,13 @@ class OciRegistry:
         if not isinstance(token, str):
             raise RegistryError("the token service answered without a token")
         return token
+
+
+async def _sha256(data: bytes) -> str:
+    """The hex SHA-256 of `data`, on a worker thread when it is large (a 512 MiB layer takes ~0.5 s)."""
+    if len(data) < OFF_LOOP:
+        return hashlib.sha256(data).hexdigest()
+    return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
 
 
 def _wasm_layer(raw: bytes) -> str:

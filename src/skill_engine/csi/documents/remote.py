@@ -26,13 +26,12 @@ from skill_engine.csi.segments import segment
 from skill_engine.csi.types import (
     Document,
     DocumentPath,
-    ImageContent,
     Json,
     Modality,
     SearchRequest,
     SearchResult,
-    TextContent,
     TextCursor,
+    modality_from_json,
 )
 from skill_engine.telemetry import outbound_headers
 
@@ -117,11 +116,9 @@ def parse_contents(value: Any) -> list[Modality]:
         raise CsiError("Invalid document: `contents` must be a list")
     contents: list[Modality] = []
     for item in value:
-        modality = item.get("modality") if isinstance(item, dict) else None
-        if modality == "text" and isinstance(item.get("text"), str):
-            contents.append(TextContent(item["text"]))
-        elif modality == "image":
-            contents.append(ImageContent())
+        content = modality_from_json(item)
+        if content is not None:
+            contents.append(content)
         else:
             raise CsiError(f"Invalid document: unsupported content item {str(item)[:200]}")
     return contents

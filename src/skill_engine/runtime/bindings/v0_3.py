@@ -174,6 +174,16 @@ class Host03:
                 },
                 {"chat-stream": CHAT_STREAM_TYPE, "completion-stream": COMPLETION_STREAM_TYPE},
             ),
+            **self.kept_by_0_4(),
+            "streaming-output": Interface(
+                {"[method]stream-output.write": self.stream_output_write},
+                {"stream-output": STREAM_OUTPUT_TYPE},
+            ),
+        }
+
+    def kept_by_0_4(self) -> dict[str, Interface]:
+        """The interfaces 0.4 (and 0.5) took over from 0.3 unchanged: `Host04` binds these same methods."""
+        return {
             "chunking": Interface({"chunk": self.chunk, "chunk-with-offsets": self.chunk_with_offsets}),
             "document-index": Interface(
                 {
@@ -184,10 +194,6 @@ class Host03:
             ),
             "language": Interface({"select-language": self.select_language}),
             "tool": Interface({"invoke-tool": self.invoke_tool, "list-tools": self.list_tools}),
-            "streaming-output": Interface(
-                {"[method]stream-output.write": self.stream_output_write},
-                {"stream-output": STREAM_OUTPUT_TYPE},
-            ),
         }
 
     def bind(self, linker: Linker) -> None:

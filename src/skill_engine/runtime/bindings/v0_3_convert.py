@@ -65,19 +65,23 @@ def to_logprobs(value: Variant) -> Logprobs:
     return Logprobs("no")
 
 
+def to_chat_params(params: Any) -> ChatParams:
+    """0.3's `chat-params`; 0.4's add their own fields to these (v0_4.py)."""
+    return ChatParams(
+        max_tokens=field(params, "max-tokens"),
+        temperature=field(params, "temperature"),
+        top_p=field(params, "top-p"),
+        frequency_penalty=field(params, "frequency-penalty"),
+        presence_penalty=field(params, "presence-penalty"),
+        logprobs=to_logprobs(field(params, "logprobs")),
+    )
+
+
 def to_chat_request(value: Any) -> ChatRequest:
-    params = field(value, "params")
     return ChatRequest(
         model=field(value, "model"),
         messages=[Message(field(m, "role"), field(m, "content")) for m in field(value, "messages")],
-        params=ChatParams(
-            max_tokens=field(params, "max-tokens"),
-            temperature=field(params, "temperature"),
-            top_p=field(params, "top-p"),
-            frequency_penalty=field(params, "frequency-penalty"),
-            presence_penalty=field(params, "presence-penalty"),
-            logprobs=to_logprobs(field(params, "logprobs")),
-        ),
+        params=to_chat_params(field(value, "params")),
     )
 
 

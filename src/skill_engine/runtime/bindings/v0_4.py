@@ -10,6 +10,7 @@ WIT functions to `Host03`'s methods directly.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -22,7 +23,6 @@ from skill_engine.csi.types import (
     ChatBegin,
     ChatEnd,
     ChatEventV2,
-    ChatParams,
     ChatReasoning,
     ChatRequest,
     ChatResponse,
@@ -128,14 +128,9 @@ def to_chat_request(value: Any) -> ChatRequest:
     return ChatRequest(
         model=field(value, "model"),
         messages=[to_message(m) for m in field(value, "messages")],
-        params=ChatParams(
-            max_tokens=field(params, "max-tokens"),
+        params=dataclasses.replace(
+            v3.to_chat_params(params),  # 0.3's fields, then 0.4's own
             max_completion_tokens=field(params, "max-completion-tokens"),
-            temperature=field(params, "temperature"),
-            top_p=field(params, "top-p"),
-            frequency_penalty=field(params, "frequency-penalty"),
-            presence_penalty=field(params, "presence-penalty"),
-            logprobs=v3.to_logprobs(field(params, "logprobs")),
             tools=None if tools is None else [to_function(t) for t in tools],
             tool_choice=to_tool_choice(field(params, "tool-choice")),
             parallel_tool_calls=field(params, "parallel-tool-calls"),
@@ -245,16 +240,7 @@ class Host04:
                 },
                 {"chat-stream": CHAT_STREAM_TYPE, "completion-stream": COMPLETION_STREAM_TYPE},
             ),
-            "chunking": Interface({"chunk": shared.chunk, "chunk-with-offsets": shared.chunk_with_offsets}),
-            "document-index": Interface(
-                {
-                    "search": shared.search,
-                    "document-metadata": shared.document_metadata,
-                    "documents": shared.documents,
-                }
-            ),
-            "language": Interface({"select-language": shared.select_language}),
-            "tool": Interface({"invoke-tool": shared.invoke_tool, "list-tools": shared.list_tools}),
+            **shared.kept_by_0_4(),  # chunking, document-index, language, tool
             "streaming-output": Interface(
                 {"[method]stream-output.write": self.stream_output_write},
                 {"stream-output": STREAM_OUTPUT_TYPE},
