@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.support.browser import Outside
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
 from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.servers import ThreadedServer
@@ -46,15 +46,11 @@ def engine(
             "WASMTIME_CACHE_DIR": str(compiled_cache),
             "SKILL_TIMEOUT": "120s",
         },
-    ).start(timeout=180)
-    try:
-        # Loaded once before the browser looks (compiling is slow on a busy machine).
-        with httpx.Client(base_url=process.url, timeout=600) as client:
-            for name in ("console-form", "streamer", "v04-stream"):
-                assert client.get(f"/v1/skills/my-team/{name}/metadata").status_code == 200
-        yield process
-    finally:
-        process.stop()
+    )
+    # Loaded once before the browser looks (compiling is slow on a busy machine).
+    warm = [WarmUp.metadata("my-team", name) for name in ("console-form", "streamer", "v04-stream")]
+    with running(process, warm, timeout=180) as started:
+        yield started
 
 
 def test_the_catalogue_lists_the_skills_with_description_schema_and_search(
@@ -160,14 +156,12 @@ def guarded(tmp_path_factory: pytest.TempPathFactory, compiled_cache: Path) -> I
         tmp_path_factory.mktemp("console-guarded"),
         {},
         {"AUTHORIZATION_URL": iam.url, "WASMTIME_CACHE_DIR": str(compiled_cache), "SKILL_TIMEOUT": "120s"},
-    ).start(timeout=180)
+    )
+    warm = [WarmUp.metadata("test-beta", "tool_caller", {"Authorization": "Bearer good-token"})]
     try:
-        with httpx.Client(base_url=process.url, timeout=600) as client:
-            headers = {"Authorization": "Bearer good-token"}
-            assert client.get("/v1/skills/test-beta/tool_caller/metadata", headers=headers).status_code == 200
-        yield process
+        with running(process, warm, timeout=180) as started:
+            yield started
     finally:
-        process.stop()
         iam.stop()
 
 

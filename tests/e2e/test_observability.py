@@ -242,6 +242,7 @@ def test_message_stream_of_an_uncached_skill_is_one_trace(
         "/v1/skills/my-team/traced-streamer/message-stream",
         json={"mode": "chat_stream", "text": "tell me"},
         headers={"traceparent": header},
+        timeout=900,  # the first load of this skill may compile it: minutes on a slow, cold machine
     )
     assert response.status_code == 200 and "echo:" in response.text
     answered = response.headers["traceparent"].split("-")

@@ -4,8 +4,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +21,27 @@ from skill_engine.console.health import health_report
 from skill_engine.console.view import EngineView
 from skill_engine.csi.tool_names import TEST_BETA
 from skill_engine.skills.builtin import BUILTINS
-from skill_engine.skills.catalogue import ConfiguredChat
+from skill_engine.skills.catalogue import ConfiguredChat, KnownSkill
 
 STATIC = Path(__file__).parent / "static"
 EXECUTION_STATUSES = ("ok", "logic_error", "runtime_error")
+
+
+Handler = Callable[["ConsoleRoutes", Request], Awaitable[Response]]
+
+
+def with_bearer(handler: Handler) -> Handler:
+    """The console's JSON needs a bearer token like the rest of `/v1/` (the IAM checks it when one is set)."""
+
+    @functools.wraps(handler)
+    async def checked(self: ConsoleRoutes, request: Request) -> Response:
+        try:
+            bearer_token(request)
+        except HttpError as e:
+            return text(e.text, e.status)
+        return await handler(self, request)
+
+    return checked
 
 
 class ConsoleRoutes:
@@ -44,42 +63,15 @@ class ConsoleRoutes:
     async def page(self, request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
 
+    @with_bearer
     async def skills(self, request: Request) -> Response:
         """Every namespace with its skills' deployment state (schemas come from each skill's metadata)."""
-        try:
-            bearer_token(request)
-        except HttpError as e:
-            return text(e.text, e.status)
         engine = self.engine
         store, watcher = engine.store, engine.watcher
         namespaces: list[dict[str, Any]] = []
         for namespace in sorted(watcher.sources):
-            skills: list[dict[str, Any]] = []
-            for name, known in sorted(store.known(namespace).items()):
-                path = f"{namespace}/{name}"
-                if isinstance(known, ConfiguredChat):
-                    skills.append(
-                        {
-                            "name": name,
-                            "kind": "chat",
-                            "version": known.entry.version,
-                            "model": known.entry.model,
-                            "state": "configured",
-                        }
-                    )
-                    continue
-                cached = store.cache.peek(path)
-                skills.append(
-                    {
-                        "name": name,
-                        "kind": cached.skill.kind.value if cached is not None else None,
-                        "wit_version": cached.skill.version if cached is not None else None,
-                        "tag": known.tag,
-                        "digest": cached.digest if cached is not None else known.digest,
-                        "size": cached.size if cached is not None else None,
-                        "state": store.compile_state(path),
-                    }
-                )
+            known = sorted(store.known(namespace).items())
+            skills = [self._skill(namespace, name, entry) for name, entry in known]
             updated = watcher.updated_at.get(namespace)
             namespaces.append(
                 {
@@ -109,11 +101,31 @@ class ConsoleRoutes:
         )
         return json_response({"namespaces": namespaces})
 
+    def _skill(self, namespace: str, name: str, known: KnownSkill) -> dict[str, Any]:
+        """One skill's catalogue entry: a configured chat, or a component with its cached/compiled state."""
+        store = self.engine.store
+        if isinstance(known, ConfiguredChat):
+            return {
+                "name": name,
+                "kind": "chat",
+                "version": known.entry.version,
+                "model": known.entry.model,
+                "state": "configured",
+            }
+        path = f"{namespace}/{name}"
+        cached = store.cache.peek(path)
+        return {
+            "name": name,
+            "kind": cached.skill.kind.value if cached is not None else None,
+            "wit_version": cached.skill.version if cached is not None else None,
+            "tag": known.tag,
+            "digest": cached.digest if cached is not None else known.digest,
+            "size": cached.size if cached is not None else None,
+            "state": store.compile_state(path),
+        }
+
+    @with_bearer
     async def executions(self, request: Request) -> Response:
-        try:
-            bearer_token(request)
-        except HttpError as e:
-            return text(e.text, e.status)
         recorder = self.engine.telemetry.recorder
         query = request.query_params
         status = query.get("status") or None
@@ -138,11 +150,8 @@ class ConsoleRoutes:
             }
         )
 
+    @with_bearer
     async def execution(self, request: Request) -> Response:
-        try:
-            bearer_token(request)
-        except HttpError as e:
-            return text(e.text, e.status)
         recorder = self.engine.telemetry.recorder
         trace_id: str = request.path_params["trace_id"]
         found = recorder.execution(trace_id) if recorder is not None else None
@@ -150,9 +159,6 @@ class ConsoleRoutes:
             return text(f"No recorded execution with trace id {trace_id}", 404)
         return json_response(found)
 
+    @with_bearer
     async def health(self, request: Request) -> Response:
-        try:
-            bearer_token(request)
-        except HttpError as e:
-            return text(e.text, e.status)
         return json_response(health_report(self.engine, self.started_at))
