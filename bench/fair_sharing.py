@@ -7,6 +7,7 @@ namespace may fill every slot) the table shows the trickle's p95 unloaded and un
 ratio, and the flood's throughput; all rows come from the same run (docs/governance.md).
 
     .venv/bin/python -m bench.fair_sharing [--slots 4] [--flood 40] [--seconds 1] [--reserve 0,1]
+    .venv/bin/python -m bench.fair_sharing --short     # flood 8 x 0.3 s, 6 trickle requests (`make test`)
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ def p95(values: list[float]) -> float:
     return statistics.quantiles(values, n=20)[-1]
 
 
-async def measure(url: str, flood: int, seconds: float) -> tuple[float, float, float, float]:
+async def measure(
+    url: str, flood: int, seconds: float, trickle: int = TRICKLE
+) -> tuple[float, float, float, float]:
     """(unloaded p95, loaded p95, loaded max, flood requests per second)."""
     slow = {"mode": "chat", "model": f"slow-{seconds:g}", "text": "hi", "n": 4}
 
@@ -46,12 +49,12 @@ async def measure(url: str, flood: int, seconds: float) -> tuple[float, float, f
 
     limits = httpx.Limits(max_connections=flood + 10)
     async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
-        unloaded = [await timed(client, "trickle", {"mode": "echo"}) for _ in range(TRICKLE)]
+        unloaded = [await timed(client, "trickle", {"mode": "echo"}) for _ in range(trickle)]
         started = time.monotonic()
         flooding = [asyncio.ensure_future(timed(client, "flood", slow)) for _ in range(flood)]
         await asyncio.sleep(0.5)
         loaded = []
-        for _ in range(TRICKLE):
+        for _ in range(trickle):
             loaded.append(await timed(client, "trickle", {"mode": "echo"}))
             await asyncio.sleep(0.2)
         await asyncio.gather(*flooding)
@@ -67,7 +70,11 @@ def main() -> None:
     parser.add_argument("--flood", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--reserve", default="0,1")
+    parser.add_argument("--short", action="store_true", help="smoke run: flood 8 x 0.3 s, 6 trickle requests")
     args = parser.parse_args()
+    trickle = TRICKLE
+    if args.short:
+        args.flood, args.seconds, trickle = 8, 0.3, 6
     probe = build_skill("probe")
     backend = ThreadedServer(OpenAIServer().app).start()
     workdir = Path(tempfile.mkdtemp(prefix="skill-engine-bench-fair-"))
@@ -92,19 +99,20 @@ def main() -> None:
             engine = EngineProcess(workdir / f"engine-{round}", env).start(timeout=300)
             try:
                 for namespace in ("flood", "trickle"):  # compiled, cached and warm before measuring
-                    for _ in range(5):
+                    for _ in range(2 if args.short else 5):
                         httpx.post(
                             f"{engine.url}/v1/skills/{namespace}/probe/run",
                             json={"mode": "echo"},
                             timeout=600,
                         ).raise_for_status()
-                rows.append((reserve, *asyncio.run(measure(engine.url, args.flood, args.seconds))))
+                measured = asyncio.run(measure(engine.url, args.flood, args.seconds, trickle))
+                rows.append((reserve, *measured))
             finally:
                 engine.stop()
     finally:
         backend.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\n{args.slots} slots, flood of {args.flood} x {args.seconds:g} s, {TRICKLE} trickle requests")
+    print(f"\n{args.slots} slots, flood of {args.flood} x {args.seconds:g} s, {trickle} trickle requests")
     print("| reserved slots | trickle p95 unloaded ms | under the flood ms | ratio | max ms | flood req/s |")
     print("|---|---|---|---|---|---|")
     for reserve, unloaded, loaded, most, throughput in rows:

@@ -55,3 +55,12 @@ def test_skills_short(probe_wasm: Path, compiled_cache: Path) -> None:
     out = run_bench("bench.skills", compiled_cache, "--cache-dir", str(compiled_cache))
     assert "| 3 |" in out
     assert "ratio (3 skills / baseline RSS)" in out
+
+
+@pytest.mark.timeout(1000)
+def test_fair_sharing_short(probe_wasm: Path, compiled_cache: Path) -> None:
+    out = run_bench("bench.fair_sharing", compiled_cache)
+    assert "4 slots, flood of 8 x 0.3 s, 6 trickle requests" in out
+    header = "| reserved slots | trickle p95 unloaded ms | under the flood ms | ratio |"
+    rows = out[out.index(header) :].splitlines()[2:4]
+    assert [row.split("|")[1].strip() for row in rows] == ["0", "1"]

@@ -28,6 +28,7 @@ from skill_engine.csi.inference.openai_wire import (
     parse_chat_response_v2,
     parse_completion_response,
 )
+from skill_engine.csi.inference.pool import ShardedClient
 from skill_engine.csi.inference.reasoning import ReasoningExtractor
 from skill_engine.csi.inference.streams import UpstreamStream
 from skill_engine.csi.retries import OPENAI, RetrySchedule
@@ -81,11 +82,10 @@ class ChatCompletionsBackend:
 
     def __init__(self, url: str, client: httpx.AsyncClient | None = None, timeout: float = 300.0) -> None:
         self.base_url = url.rstrip("/")
-        self._client = client or httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout, connect=10.0),
-            # Waiting invocations are cheap (docs/operating.md, capacity): a thousand may wait on the
-            # backend at once, so the pool must not serialise them (bench/concurrency.py).
-            limits=httpx.Limits(max_connections=4096, max_keepalive_connections=256),
+        # Waiting invocations are cheap (docs/operating.md, capacity): a thousand may wait on the
+        # backend at once, so the pool must not serialise them (bench/concurrency.py).
+        self._client: httpx.AsyncClient | ShardedClient = client or ShardedClient(
+            httpx.Timeout(timeout, connect=10.0), max_connections=4096, max_keepalive_connections=256
         )
 
     def headers(self, ctx: CsiContext) -> dict[str, str]:
