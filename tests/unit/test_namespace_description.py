@@ -127,7 +127,7 @@ def test_invalid_namespace_shapes_stop_start_up(
     with pytest.raises(ConfigError, match=message):
         check_namespaces(
             load_settings().namespaces
-        )  # key shapes in config.py, entries where sources are made
+        )  # key shapes in config/sections.py, entries where sources are made
 
 
 @pytest.mark.usefixtures("clean")
