@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess, engine_with_skills
+from tests.support.engine import EngineProcess, engine_with_skills, running
 from tests.support.openai_server import OpenAIServer
 from tests.support.postgres import PostgresCluster
 
@@ -32,8 +33,8 @@ def engines(
     compiled_cache: Path,
     openai: tuple[OpenAIServer, str],
 ) -> Iterator[tuple[EngineProcess, EngineProcess]]:
-    started: list[EngineProcess] = []
-    try:
+    with contextlib.ExitStack() as stack:
+        started: list[EngineProcess] = []
         for replica in ("a", "b"):
             workdir = tmp_path_factory.mktemp(f"replica-{replica}")
             env = {
@@ -44,11 +45,8 @@ def engines(
                 "DOCUMENTS__DIRECTORY": str(workdir / "documents"),
             }
             engine = engine_with_skills(workdir, {"probe": probe_wasm}, env, namespace="ACC")
-            started.append(engine.start(timeout=120))
+            started.append(stack.enter_context(running(engine, timeout=120)))
         yield started[0], started[1]
-    finally:
-        for engine in started:
-            engine.stop()
 
 
 def test_datasets_and_runs_are_shared_across_replicas(

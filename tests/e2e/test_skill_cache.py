@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, running
 from tests.support.registry import Registry, make_ca
 from tests.support.servers import ThreadedServer
 from tests.support.token_server import TokenServer
@@ -39,12 +39,11 @@ def setup(
     seed.stop()
     token_registry = Registry(root / "token", users={"bob": "pw"}, token_realm=realm, token_ca=tokens.ca)
     token_registry.start()
-    engine: EngineProcess | None = None
     try:
         for name in NAMES:
             registry.oras_push(probe_wasm, f"cache/{name}:latest")
         skills = ", ".join(f'{{"name": "{name}"}}' for name in NAMES)
-        engine = EngineProcess(
+        process = EngineProcess(
             root / "engine",
             {
                 "NAMESPACES__CACHE__REGISTRY": f"http://{registry.host}",
@@ -61,12 +60,10 @@ def setup(
                 "MEMORY_LIMIT": "400MiB",
                 "WASMTIME_CACHE_DIR": str(compiled_cache),
             },
-        ).start()
-        with httpx.Client(base_url=engine.url, timeout=300) as client:
+        )
+        with running(process) as engine, httpx.Client(base_url=engine.url, timeout=300) as client:
             yield engine, registry, client
     finally:
-        if engine is not None:
-            engine.stop()
         registry.stop()
         token_registry.stop()
         token_server.stop()

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.engine import EngineProcess
+from tests.support.engine import EngineProcess, running
 from tests.support.hostile_registry import HostileRegistry, Recorder, Redirector
 from tests.support.namespace_server import NamespaceServer
 from tests.support.otlp_receiver import OtlpReceiver
@@ -116,7 +116,6 @@ def setup(
     root = tmp_path_factory.mktemp("hostile-teams")
     servers: list[ThreadedServer] = []
     registries: list[Registry] = []
-    engine: EngineProcess | None = None
     try:
         ca = make_ca(root / "ca")
         # A real registry with HTTP Basic: the team's good skill and the repository of another team.
@@ -231,8 +230,10 @@ def setup(
             "LOG_LEVEL": "debug",
         }
         mark = len(registry.logs())
-        engine = EngineProcess(workdir, env).start(timeout=120)
-        with httpx.Client(base_url=engine.url, timeout=600) as client:
+        with (
+            running(EngineProcess(workdir, env), timeout=120) as engine,
+            httpx.Client(base_url=engine.url, timeout=600) as client,
+        ):
             yield Setup(
                 engine,
                 client,
@@ -246,12 +247,10 @@ def setup(
                 receiver,
             )
     finally:
-        if engine is not None:
-            engine.stop()
         for server in servers:
             server.stop()
-        for running in registries:
-            running.stop()
+        for registry_process in registries:
+            registry_process.stop()
 
 
 # -- item 1: names from team files are data ---------------------------------------------------------
