@@ -235,13 +235,7 @@ class WasmRuntime:
         loop = asyncio.get_running_loop()
         limits = self.namespace_limits.get(ctx.namespace, RunLimits())
         timeout = limits.timeout if limits.timeout is not None else self.timeout
-        # The input's native copies live as long as the export runs (runtime/budget.py).
-        budget = await self.input_budget.acquire(input_bytes)
-        try:
-            await self.admission.acquire(ctx.namespace)
-        except BaseException:
-            self.input_budget.release(budget)
-            raise
+        budget = await self._admit(ctx.namespace, input_bytes)
         invocation = Invocation(
             loop,
             ctx,
@@ -288,6 +282,17 @@ class WasmRuntime:
         finally:
             if not future.done():  # stopped; a guest blocked in WASI gives its slot back (bounded)
                 self.stuck.watch(loop, future, invocation, release, _label(ctx))
+
+    async def _admit(self, namespace: str, input_bytes: int) -> int:
+        """The input's byte budget and a slot, both or neither: the input's native copies live as long as
+        the export runs (runtime/budget.py). Returns the budget taken."""
+        budget = await self.input_budget.acquire(input_bytes)
+        try:
+            await self.admission.acquire(namespace)
+        except BaseException:
+            self.input_budget.release(budget)
+            raise
+        return budget
 
     def _guarded(self, invocation: Invocation, call: Callable[[Invocation], Any]) -> Any:
         """Runs on a worker thread: every failure becomes an ExecutionError for this invocation only."""
