@@ -157,6 +157,19 @@ def audit_records(engine: EngineProcess, at_least: int = 0) -> list[dict[str, An
 # -- policies: models ---------------------------------------------------------------------------------
 
 
+def audit_command(engine: EngineProcess, *args: str) -> str:
+    """`skill-engine audit --file <the engine's audit log> ARGS`: its standard output (exit code 0)."""
+    audit_log = str(engine.workdir / "audit" / "audit.jsonl")
+    result = subprocess.run(
+        [sys.executable, "-m", "skill_engine", "audit", "--file", audit_log, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def test_an_allowed_model_answers(client: httpx.Client) -> None:
     response = run(client, "acc", "probe", {"mode": "chat", "model": "llama-3", "text": "hi"})
     assert response.status_code == 200, response.text
@@ -477,73 +490,22 @@ def test_an_evaluation_run_leaves_a_record_per_example_like_invocations(
     assert (denied["error"], denied["denials"]) == ("policy_denied", [{"kind": "model", "name": "gpt-x"}])
     assert sorted(r["trace_id"] for r in examples) == sorted(r["trace_id"] for r in results)
     # The query command finds the examples of one run.
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "skill_engine",
-            "audit",
-            "--file",
-            str(engine.workdir / "audit" / "audit.jsonl"),
-            "--kind",
-            "evaluation",
-            "--evaluation",
-            run_id,
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert sorted(json.loads(line)["status"] for line in result.stdout.splitlines()) == [200, 403]
+    out = audit_command(engine, "--kind", "evaluation", "--evaluation", run_id, "--json")
+    assert sorted(json.loads(line)["status"] for line in out.splitlines()) == [200, 403]
 
 
 def test_the_audit_command_answers_who_read_a_collection(client: httpx.Client, engine: EngineProcess) -> None:
     assert search(client, ["handbook", "policies", "lexical"]).status_code == 200
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "skill_engine",
-            "audit",
-            "--file",
-            str(engine.workdir / "audit" / "audit.jsonl"),
-            "--namespace",
-            "acc",
-            "--since",
-            "1h",
-            "--touched",
-            "collection:handbook/*",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    out = audit_command(
+        engine, "--namespace", "acc", "--since", "1h", "--touched", "collection:handbook/*", "--json"
     )
-    assert result.returncode == 0, result.stderr
-    found = [json.loads(line) for line in result.stdout.splitlines()]
+    found = [json.loads(line) for line in out.splitlines()]
     assert found
     assert all(r["namespace"] == "acc" and "handbook/policies" in r["collections"] for r in found)
     assert {r["skill"] for r in found} == {"docs-rag"}
     assert {r["subject"] for r in found} == {"user-1"}
-    table = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "skill_engine",
-            "audit",
-            "--file",
-            str(engine.workdir / "audit" / "audit.jsonl"),
-            "--touched",
-            "model:gpt-*",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert table.returncode == 0, table.stderr
-    assert "gpt-x" in table.stdout and "free" in table.stdout
+    table = audit_command(engine, "--touched", "model:gpt-*")
+    assert "gpt-x" in table and "free" in table
 
 
 def test_namespace_metrics(client: httpx.Client, engine: EngineProcess) -> None:
