@@ -7,7 +7,6 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -17,23 +16,12 @@ RUN = "/v1/skills/my-team/probe/run"
 REQUESTS = 120
 
 
-def log_entries(engine: EngineProcess) -> list[dict[str, Any]]:
-    entries = []
-    for line in engine.logs().splitlines():
-        if line.startswith("{"):
-            try:
-                entries.append(json.loads(line))
-            except ValueError:
-                continue
-    return entries
-
-
 def wait_for_both_workers(engine: EngineProcess, timeout: float = 180) -> None:
     """Health answers once one worker is up; the other may take longer on a loaded machine."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         started = {
-            e.get("worker") for e in log_entries(engine) if "Application startup complete" in e["message"]
+            e.get("worker") for e in engine.log_entries() if "Application startup complete" in e["message"]
         }
         if len(started - {None}) >= 2:
             return
@@ -72,7 +60,9 @@ def test_two_workers_append_whole_records_across_rotations(
     finally:
         engine.stop()
     served = {
-        entry.get("worker") for entry in log_entries(engine) if entry.get("path") == RUN and "status" in entry
+        entry.get("worker")
+        for entry in engine.log_entries()
+        if entry.get("path") == RUN and "status" in entry
     }
     assert len(served - {None}) == 2, "both workers served (and wrote) records"
     files = sorted(trail.parent.glob("audit.jsonl*"))

@@ -7,7 +7,6 @@ one succeed, and SIGTERM drains both and exits 0.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -23,19 +22,8 @@ from tests.support.engine import EngineProcess, engine_with_skills
 RUN = "/v1/skills/my-team/probe/run"
 
 
-def log_entries(engine: EngineProcess) -> list[dict[str, Any]]:
-    entries = []
-    for line in engine.logs().splitlines():
-        if line.startswith("{"):
-            try:
-                entries.append(json.loads(line))
-            except ValueError:
-                continue
-    return entries
-
-
 def request_lines(engine: EngineProcess, mode_path: str = RUN) -> list[dict[str, Any]]:
-    return [e for e in log_entries(engine) if e.get("path") == mode_path and "status" in e]
+    return [e for e in engine.log_entries() if e.get("path") == mode_path and "status" in e]
 
 
 def post(url: str, body: dict[str, Any], timeout: float = 60) -> httpx.Response | Exception:
@@ -68,7 +56,7 @@ def wait_for_new_worker(engine: EngineProcess, known: set[str]) -> str:
 
     def started() -> bool:
         ready = {
-            e.get("worker") for e in log_entries(engine) if "Application startup complete" in e["message"]
+            e.get("worker") for e in engine.log_entries() if "Application startup complete" in e["message"]
         }
         fresh[:] = sorted(str(w) for w in ready - known - {None})
         return bool(fresh)
@@ -113,7 +101,9 @@ def test_two_workers_share_port_cache_and_metrics_survive_a_kill_and_drain(
         workers = sorted(served)
 
         # Both workers run the skill, yet it was compiled once on this host.
-        compiled_lines = [e for e in log_entries(engine) if e["message"].startswith("compiled my-team/probe")]
+        compiled_lines = [
+            e for e in engine.log_entries() if e["message"].startswith("compiled my-team/probe")
+        ]
         assert len(compiled_lines) == 1, compiled_lines
         metrics = httpx.get(engine.metrics_url, timeout=10).text
         assert 'kernel_skill_compile_duration_seconds_count{name="probe",namespace="my-team"} 1.0' in metrics

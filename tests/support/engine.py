@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -76,6 +77,17 @@ class EngineProcess:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """The JSON log lines (`LOG_FORMAT=json`) parsed; other lines (e.g. a crash's traceback) skipped."""
+        entries = []
+        for line in self.logs().splitlines():
+            if line.startswith("{"):
+                try:
+                    entries.append(json.loads(line))
+                except ValueError:
+                    continue
+        return entries
 
     def stop(self) -> int | None:
         if self.process is None or self.process.poll() is not None:
