@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.aleph_alpha_server import AlephAlphaServer
+from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.servers import ThreadedServer
@@ -44,6 +45,17 @@ def openai() -> Iterator[tuple[OpenAIServer, str]]:
     server = ThreadedServer(backend.app).start()
     try:
         yield backend, f"{server.url}/v1"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def iam() -> Iterator[str]:
+    """A loopback IAM test server's URL (tests/support/iam_server.py: `good-…` tokens pass, `bad-…` are
+    refused); modules that assert on its requests define their own."""
+    server = ThreadedServer(IamServer().app).start()
+    try:
+        yield server.url
     finally:
         server.stop()
 

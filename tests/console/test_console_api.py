@@ -11,9 +11,7 @@ import httpx
 import pytest
 
 from tests.support.engine import EngineProcess, engine_with_skills, running
-from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
-from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
 
 pytestmark = pytest.mark.timeout(900)
@@ -151,16 +149,10 @@ def test_the_openapi_document_describes_the_console_routes(client: httpx.Client)
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    iam = ThreadedServer(IamServer().app).start()
-    try:
-        process = engine_with_skills(
-            tmp_path_factory.mktemp("console-auth"), {}, {"AUTHORIZATION_URL": iam.url}
-        )
-        with running(process, timeout=180):
-            yield process
-    finally:
-        iam.stop()
+def guarded(tmp_path_factory: pytest.TempPathFactory, iam: str) -> Iterator[EngineProcess]:
+    process = engine_with_skills(tmp_path_factory.mktemp("console-auth"), {}, {"AUTHORIZATION_URL": iam})
+    with running(process, timeout=180):
+        yield process
 
 
 def test_with_authentication_pages_are_public_and_data_needs_the_token(guarded: EngineProcess) -> None:

@@ -17,9 +17,7 @@ from playwright.sync_api import expect
 
 from tests.support.browser import Outside
 from tests.support.engine import EngineProcess, WarmUp, engine_with_skills, running
-from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
-from tests.support.servers import ThreadedServer
 from tests.support.skills import WIT, build_raw_skill, build_skill
 
 pytestmark = pytest.mark.timeout(900)
@@ -149,20 +147,18 @@ def test_api_docs_render_without_internet(engine: EngineProcess, page: Any, outs
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory, compiled_cache: Path) -> Iterator[EngineProcess]:
+def guarded(
+    tmp_path_factory: pytest.TempPathFactory, compiled_cache: Path, iam: str
+) -> Iterator[EngineProcess]:
     """An engine that asks for a token: the IAM test server accepts `good-…` and rejects `bad-…` tokens."""
-    iam = ThreadedServer(IamServer().app).start()
     process = engine_with_skills(
         tmp_path_factory.mktemp("console-guarded"),
         {},
-        {"AUTHORIZATION_URL": iam.url, "WASMTIME_CACHE_DIR": str(compiled_cache), "SKILL_TIMEOUT": "120s"},
+        {"AUTHORIZATION_URL": iam, "WASMTIME_CACHE_DIR": str(compiled_cache), "SKILL_TIMEOUT": "120s"},
     )
     warm = [WarmUp.metadata("test-beta", "tool_caller", {"Authorization": "Bearer good-token"})]
-    try:
-        with running(process, warm, timeout=180) as started:
-            yield started
-    finally:
-        iam.stop()
+    with running(process, warm, timeout=180) as started:
+        yield started
 
 
 def test_the_token_form_asks_rejects_and_keeps_the_token_for_the_tab(

@@ -19,10 +19,8 @@ import pytest
 
 from tests.e2e.test_stream import parse_sse
 from tests.support.engine import EngineProcess, WarmUp, running
-from tests.support.iam_server import IamServer
 from tests.support.openai_server import OpenAIServer
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
 
 TOKEN = {"Authorization": "Bearer good-governance"}
@@ -38,15 +36,6 @@ RUNTIME_PREFIX = (
 @pytest.fixture(scope="module")
 def mcp_user_wasm() -> Path:
     return build_skill("mcp_user")
-
-
-@pytest.fixture(scope="module")
-def iam() -> Iterator[str]:
-    server = ThreadedServer(IamServer().app).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -20,20 +20,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
 from tests.support.engine import EngineProcess, WarmUp, running
-from tests.support.iam_server import IamServer
-from tests.support.servers import ThreadedServer
 from tests.support.skills import build_skill
 
 TOKEN = "good-user"
-
-
-@pytest.fixture(scope="module")
-def iam() -> Iterator[str]:
-    server = ThreadedServer(IamServer().app).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,6 @@ import httpx
 import pytest
 
 from tests.support.engine import EngineProcess
-from tests.support.iam_server import IamServer
-from tests.support.servers import ThreadedServer
 
 HEADER_TIMEOUT = 1.5
 BODY_TIMEOUT = 1.5
@@ -28,20 +26,16 @@ RUN = "/v1/skills/team/skill/run"
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    iam = ThreadedServer(IamServer().app).start()
+def engine(tmp_path_factory: pytest.TempPathFactory, iam: str) -> Iterator[EngineProcess]:
     workdir = tmp_path_factory.mktemp("engine-edge")
     env = {
-        "AUTHORIZATION_URL": iam.url,
+        "AUTHORIZATION_URL": iam,
         "REQUEST_HEADER_TIMEOUT": f"{HEADER_TIMEOUT}s",
         "REQUEST_BODY_TIMEOUT": f"{BODY_TIMEOUT}s",
         "MAX_CONNECTIONS": str(MAX_CONNECTIONS),
     }
-    try:
-        with EngineProcess(workdir, env) as process:
-            yield process
-    finally:
-        iam.stop()
+    with EngineProcess(workdir, env) as process:
+        yield process
 
 
 def rss(engine: EngineProcess) -> int:
