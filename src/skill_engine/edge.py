@@ -87,6 +87,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._over_cap = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        # A request head or body this read left unfinished; its timer is armed once the read is parsed,
+        # so a request that arrives whole (the usual case) arms and cancels no timer at all.
+        self._head_started = False
+        self._in_body = False
         self._refusal: _Refusal | None = None
 
     # -- connection ---------------------------------------------------------------------------------
@@ -123,6 +127,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         if self._in_head and self._head_bytes > MAX_HEADER_BYTES:
             self._refuse(_head_too_large())
+            return
+        if self._head_started and self._head_timer is None:
+            self._arm_head_timer()
+        if self._in_body and self._body_timer is None:
+            self._arm_body_timer()
 
     # -- parser callbacks ---------------------------------------------------------------------------
 
@@ -130,8 +139,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._parsed_head = 0
-        if self._head_timer is None:
-            self._arm_head_timer()
+        self._head_started = True  # its timer is armed after this read if the head is still unfinished
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -151,6 +159,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._head_started = False
         self._head_bytes = 0
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -160,9 +169,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if over:
             log.warning("request refused: more than %d connections open", self.limits.max_connections)
         super().on_headers_complete()
-        self._arm_body_timer()
+        self._in_body = True  # its timer is armed after this read if the body is still unfinished
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None

@@ -9,6 +9,7 @@ cannot be interrupted there, so the awaiting side answers at the deadline while 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -249,8 +250,8 @@ class WasmRuntime:
         try:
             # The worker thread runs in a copy of this context: the request's span and telemetry reach
             # host calls.
-            run_in_context = contextvars.copy_context().run
-            future = loop.run_in_executor(self._executor, run_in_context, self._guarded, invocation, call)
+            context = contextvars.copy_context()
+            future = _submit(loop, self._executor, context, self._guarded, invocation, call)
         except BaseException:
             self.in_flight.discard(invocation)
             self.admission.release(ctx.namespace)
@@ -266,8 +267,6 @@ class WasmRuntime:
             self.input_budget.release(budget)
 
         future.add_done_callback(finished)
-        # If we stop waiting (deadline, cancellation) the thread still finishes; retrieve its outcome.
-        future.add_done_callback(_consume_outcome)
         try:
             # A guest blocked in WASI cannot be interrupted; answer at the deadline (or when stopped).
             return await _outcome(future, invocation, timeout + _GRACE)
@@ -327,27 +326,67 @@ class WasmRuntime:
             self.spares.refill(skill.component, memory)
 
 
+def _submit(
+    loop: asyncio.AbstractEventLoop,
+    executor: ThreadPoolExecutor,
+    context: contextvars.Context,
+    function: Callable[..., Any],
+    *args: Any,
+) -> asyncio.Future[Any]:
+    """`function(*args)` on a worker thread in `context`; its outcome reaches the loop in one wake-up.
+
+    Cheaper than `run_in_executor`, which chains the executor's future to a loop future through two
+    layers of callbacks and state copies: here the thread settles the loop future directly. The
+    executor's own future is not used (the work item never raises).
+    """
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def work() -> None:
+        try:
+            result = context.run(function, *args)
+        except BaseException as e:
+            _hand_over(loop, _set_exception, future, e)
+        else:
+            _hand_over(loop, _set_result, future, result)
+
+    executor.submit(work)
+    return future
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, settle: Callable[..., None], *args: Any) -> None:
+    # RuntimeError: the loop closed (shutdown) while the guest ran, nobody waits any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(settle, *args)
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+        # If we stopped waiting (deadline, cancellation) nobody retrieves it: no "never retrieved" noise.
+        future.exception()
+
+
 async def _outcome(future: asyncio.Future[Any], invocation: Invocation, timeout: float) -> Any:
     """The thread's result; raises TimeoutError at the deadline, RuntimeFailure soon after a stop."""
-    stopped = asyncio.ensure_future(invocation.stopped.wait())
-    try:
-        done, _ = await asyncio.wait({future, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if future.done():
-            return future.result()
+    if not future.done():
+        # Futures only (no task per invocation): the guest's outcome, a stop, or the deadline.
+        done, _ = await asyncio.wait(
+            (future, invocation.stopped), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if not done:
             raise TimeoutError
-        # Stopped: a busy guest traps within a check interval; one blocked in WASI is answered anyway.
-        done, _ = await asyncio.wait({future}, timeout=_GRACE + 0.2)
-        if future.done():
-            return future.result()
-        raise RuntimeFailure(invocation.stop_reason or CANCELLED_MESSAGE)
-    finally:
-        stopped.cancel()
-
-
-def _consume_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+    if future.done():
+        return future.result()
+    # Stopped: a busy guest traps within a check interval; one blocked in WASI is answered anyway.
+    await asyncio.wait((future,), timeout=_GRACE + 0.2)
+    if future.done():
+        return future.result()
+    raise RuntimeFailure(invocation.stop_reason or CANCELLED_MESSAGE)
 
 
 def _label(ctx: CsiContext) -> str:
