@@ -9,7 +9,6 @@ cannot be interrupted there, so the awaiting side answers at the deadline while 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import json
 import logging
@@ -43,6 +42,7 @@ from skill_engine.runtime.bindings.v0_3 import Host03
 from skill_engine.runtime.bindings.v0_4 import Host04
 from skill_engine.runtime.budget import ByteBudget
 from skill_engine.runtime.engine import WasmEngine
+from skill_engine.runtime.handoff import after_hand_over, submit
 from skill_engine.runtime.invocation import (
     CANCELLED_MESSAGE,
     HOST_COPY_MESSAGE,
@@ -251,7 +251,7 @@ class WasmRuntime:
             # The worker thread runs in a copy of this context: the request's span and telemetry reach
             # host calls.
             context = contextvars.copy_context()
-            future = _submit(loop, self._executor, context, self._guarded, invocation, call)
+            future = submit(loop, self._executor, context, self._guarded, invocation, call)
         except BaseException:
             self.in_flight.discard(invocation)
             self.admission.release(ctx.namespace)
@@ -323,52 +323,7 @@ class WasmRuntime:
             if prepared is not None:
                 prepared.close()
             invocation.flush_logs()
-            self.spares.refill(skill.component, memory)
-
-
-def _submit(
-    loop: asyncio.AbstractEventLoop,
-    executor: ThreadPoolExecutor,
-    context: contextvars.Context,
-    function: Callable[..., Any],
-    *args: Any,
-) -> asyncio.Future[Any]:
-    """`function(*args)` on a worker thread in `context`; its outcome reaches the loop in one wake-up.
-
-    Cheaper than `run_in_executor`, which chains the executor's future to a loop future through two
-    layers of callbacks and state copies: here the thread settles the loop future directly. The
-    executor's own future is not used (the work item never raises).
-    """
-    future: asyncio.Future[Any] = loop.create_future()
-
-    def work() -> None:
-        try:
-            result = context.run(function, *args)
-        except BaseException as e:
-            _hand_over(loop, _set_exception, future, e)
-        else:
-            _hand_over(loop, _set_result, future, result)
-
-    executor.submit(work)
-    return future
-
-
-def _hand_over(loop: asyncio.AbstractEventLoop, settle: Callable[..., None], *args: Any) -> None:
-    # RuntimeError: the loop closed (shutdown) while the guest ran, nobody waits any more.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(settle, *args)
-
-
-def _set_result(future: asyncio.Future[Any], result: Any) -> None:
-    if not future.done():
-        future.set_result(result)
-
-
-def _set_exception(future: asyncio.Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
-        # If we stopped waiting (deadline, cancellation) nobody retrieves it: no "never retrieved" noise.
-        future.exception()
+            after_hand_over(lambda: self.spares.refill(skill.component, memory))
 
 
 async def _outcome(future: asyncio.Future[Any], invocation: Invocation, timeout: float) -> Any:
