@@ -35,7 +35,9 @@ from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
-from wasmtime.component import _enter, _linker, _types
+from wasmtime.component import _enter, _func, _linker, _types
+
+from skill_engine.runtime import wasm_calls, wasm_convert
 
 # ---------------------------------------------------------------------------------------------------
 # 1. Exception routing
@@ -102,67 +104,21 @@ class _ThreadLocalSet(threading.local):
 # ---------------------------------------------------------------------------------------------------
 # 3. list<u8>
 
-_VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
-_PAYLOAD_OFFSET = ffi.wasmtime_component_val_t.of.offset
-_KIND_U8 = ffi.WASMTIME_COMPONENT_U8.value
-_CHUNK = 64 * 1024
-"""Bytes converted per step. Each step is two short C calls holding the GIL (~1 ms); between steps the
-event loop gets the GIL back, so a large output does not stall other requests."""
-
 _stock_list_to_c = _types.ListType.convert_to_c
 _stock_list_from_c = _types.ListType.convert_from_c
-
-
-def _values(base: int, n: int) -> memoryview:
-    """The value array of a `list<u8>` as flat bytes, without copying it."""
-    return memoryview((ctypes.c_char * (n * _VAL_SIZE)).from_address(base)).cast("B")
 
 
 def _list_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
     if not (isinstance(val, bytes | bytearray) and self._is_bytes()):
         return _stock_list_to_c(self, store, val, ptr)  # type: ignore[no-any-return]
-    n = len(val)
-    raw = ffi.wasmtime_component_vallist_t()
-    ffi.wasmtime_component_vallist_new_uninit(raw, n)
-    if n:
-        base = ctypes.addressof(raw.data.contents)
-        ctypes.memset(base, 0, n * _VAL_SIZE)  # a foreign call: runs without the GIL
-        values = _values(base, n)
-        kinds = bytes([_KIND_U8]) * min(n, _CHUNK)
-        source = memoryview(val)
-        # Written in place, step by step: no second buffer of 32 bytes per input byte.
-        for start in range(0, n, _CHUNK):
-            m = min(_CHUNK, n - start)
-            first = start * _VAL_SIZE
-            end = first + m * _VAL_SIZE
-            values[first:end:_VAL_SIZE] = kinds[:m]
-            values[first + _PAYLOAD_OFFSET : end : _VAL_SIZE] = source[start : start + m]
-        values.release()
-    ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
-    ptr.contents.of.list = raw
+    wasm_convert.lower_bytes(val, ptr.contents)
     return None
 
 
 def _list_from_c(self: Any, c: Any) -> Any:
     if not self._is_bytes():
         return _stock_list_from_c(self, c)
-    assert c.kind == ffi.WASMTIME_COMPONENT_LIST.value
-    try:
-        n = c.of.list.size
-        if n == 0:
-            return b""
-        values = _values(ctypes.addressof(c.of.list.data.contents), n)
-        out = bytearray(n)
-        # The payload byte of every value, read in place step by step (no copy of the value array).
-        for start in range(0, n, _CHUNK):
-            m = min(_CHUNK, n - start)
-            first = start * _VAL_SIZE + _PAYLOAD_OFFSET
-            out[start : start + m] = values[first : first + m * _VAL_SIZE : _VAL_SIZE]
-        values.release()
-        return bytes(out)
-    finally:
-        # u8 values own no memory, so deleting the list frees everything.
-        ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
+    return wasm_convert.lift_bytes(c)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -224,6 +180,8 @@ _stock = {
     "linker_catch_exceptions": _linker.catch_exceptions,
     "maybe_raise_last_exn": _enter.maybe_raise_last_exn,
     "case_test_cache": _types.case_test_cache,
+    "add_func": _linker.LinkerInstance.add_func,
+    "func_call": _func.Func.__call__,
 }
 _applied = False
 
@@ -240,6 +198,8 @@ def apply() -> None:
     _types.ListType.convert_to_c = _list_to_c
     _types.ListType.convert_from_c = _list_from_c
     _types.VariantType._cases = _variant_cases
+    _linker.LinkerInstance.add_func = wasm_calls.add_func
+    _func.Func.__call__ = wasm_calls.func_call
     _applied = True
 
 
@@ -252,6 +212,8 @@ def _restore() -> None:
     _types.ListType.convert_to_c = _stock_list_to_c
     _types.ListType.convert_from_c = _stock_list_from_c
     _types.VariantType._cases = _stock_variant_cases
+    _linker.LinkerInstance.add_func = _stock["add_func"]
+    _func.Func.__call__ = _stock["func_call"]
     _applied = False
 
 
