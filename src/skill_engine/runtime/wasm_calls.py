@@ -36,6 +36,7 @@ _param_nth = ffi.wasmtime_component_func_type_param_nth
 _result = ffi.wasmtime_component_func_type_result
 _equal = ffi.wasmtime_component_valtype_equal
 _valtype_delete = ffi.wasmtime_component_valtype_delete
+_valtype_delete_raw = ffi.dll.wasmtime_component_valtype_delete  # argtypes set by wasmtime's bindings
 
 
 def _param_type(fty: Any, i: int) -> Any:
@@ -83,10 +84,11 @@ class Signature:
         _valtype_delete(byref(theirs))
         return bool(same)
 
-    def __del__(self) -> None:
+    def __del__(self, _delete: Any = _valtype_delete_raw, _byref: Any = byref) -> None:
+        # Bound as defaults: at interpreter exit the module's globals may already be gone.
         for valtype in [*self._params, self._result]:
             if valtype is not None:
-                _valtype_delete(byref(valtype))
+                _delete(_byref(valtype))
 
 
 class SignatureCache:

@@ -227,3 +227,19 @@ def unapplied() -> Iterator[None]:
     finally:
         if was_applied:
             apply()
+
+
+@contextmanager
+def stock_calls() -> Iterator[None]:
+    """Temporarily restores only stock calls across the boundary (fixes 5 and 6), keeping the other fixes:
+    the baseline of `bench/boundary.py`. Host functions keep the `func_impl` of the linker they were
+    defined on, so build linkers inside."""
+    was_applied = _applied
+    _linker.LinkerInstance.add_func = _stock["add_func"]
+    _func.Func.__call__ = _stock["func_call"]
+    try:
+        yield
+    finally:
+        if was_applied:
+            _linker.LinkerInstance.add_func = wasm_calls.add_func
+            _func.Func.__call__ = wasm_calls.func_call
