@@ -1,4 +1,4 @@
-"""The boundary fast path (`runtime/wasm_convert.py`, `runtime/wasm_calls.py`, fixes 5 and 6 in
+"""The boundary fast path (`runtime/boundary/`, fixes 5 and 6 in
 `wasmtime_fixes`): the same values as stock wasmtime-py for every type real components of each WIT line
 pass, and the type trees are built once per function type instead of on every call.
 
@@ -21,7 +21,9 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime.component import Component, FuncType, Linker, Record, ResourceType, Variant, _linker, _types
 
-from skill_engine.runtime import wasm_calls, wasm_convert, wasmtime_fixes
+from skill_engine.runtime import wasmtime_fixes
+from skill_engine.runtime.boundary import calls as wasm_calls
+from skill_engine.runtime.boundary import convert as wasm_convert
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.engine import make_config
 from tests.support.skills import WIT, build_raw_skill, unstable_copy

@@ -3,8 +3,9 @@
 Each fix is applied once by `apply()`; `unapplied()` restores the stock code.
 `tests/unit/test_wasmtime_fixes.py` reproduces each bug on the stock code and shows the fix resolves it
 (`test_interleaved_*`, `test_list_of_u8_is_not_converted_byte_by_byte`,
-`test_a_variant_types_cases_are_read_from_the_c_api_once`), so a test fails when `apply()` stops
-installing one.
+`test_a_variant_types_cases_are_read_from_the_c_api_once`; fixes 5 and 6:
+`tests/unit/test_wasm_boundary.py::test_function_types_are_not_rebuilt_on_every_call`), so a test fails
+when `apply()` stops installing one.
 
 1. Exception routing: a Python exception raised by a host import is parked in the process-global
    `component._enter.LAST_EXCEPTION` and re-raised by whichever thread looks next. Under concurrency a call
@@ -15,10 +16,16 @@ installing one.
    thread-local.
 3. `list<u8>` conversion: stock code converts one byte at a time through a 32-byte value struct each
    (1.35 s per MiB). We fill and read the value array in place with strided slices instead (~30x faster),
-   64 KiB at a time so the event loop keeps the GIL between steps.
+   64 KiB at a time so the event loop keeps the GIL between steps (`boundary/values.py`).
 4. Variant cases: stock code asks the C API for a variant type's cases (name and payload type each) every
    time it needs them, several times per value lowered or lifted; a stream event crossing the boundary
    paid this ~10% of its host CPU. We remember them on the type object, which stands for one C type.
+5. Host imports: stock `func_impl` rebuilds the Python type tree of the function on every call and walks
+   it again for every value. Our `add_func` stores a `boundary.calls.HostFunction`, whose signatures (the
+   function's converters, built once, `boundary/convert.py`) are found per call by comparing C types
+   (`wasmtime_component_valtype_equal`), so a cached signature only serves the type it was built for.
+6. Export calls: `Func.__call__` does the same per call of the skill's `run`/`metadata`; ours uses a small
+   process-wide cache of signatures, matched the same way.
 
 Also here: a binding of `wasmtime_store_epoch_deadline_callback`, which the C library exports but the
 Python package does not wrap. It lets the engine decide at every epoch tick whether a guest continues,
@@ -37,7 +44,8 @@ import wasmtime
 from wasmtime import _ffi as ffi
 from wasmtime.component import _enter, _func, _linker, _types
 
-from skill_engine.runtime import wasm_calls, wasm_convert
+from skill_engine.runtime.boundary import calls as wasm_calls
+from skill_engine.runtime.boundary import values as wasm_values
 
 # ---------------------------------------------------------------------------------------------------
 # 1. Exception routing
@@ -111,14 +119,14 @@ _stock_list_from_c = _types.ListType.convert_from_c
 def _list_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
     if not (isinstance(val, bytes | bytearray) and self._is_bytes()):
         return _stock_list_to_c(self, store, val, ptr)  # type: ignore[no-any-return]
-    wasm_convert.lower_bytes(val, ptr.contents)
+    wasm_values.lower_bytes(val, ptr.contents)
     return None
 
 
 def _list_from_c(self: Any, c: Any) -> Any:
     if not self._is_bytes():
         return _stock_list_from_c(self, c)
-    return wasm_convert.lift_bytes(c)
+    return wasm_values.lift_bytes(c)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ Stock wasmtime-py turns a function's C type into Python `ValType` trees on every
 import (`_linker.func_impl`) and every export call (`Func.__call__`), and then converts each value by
 walking those trees again. Here a `Signature` holds what does not change between calls of one function
 type: its parameter and result types (as C handles, to compare against) and the converters built from
-them (`wasm_convert.py`). A call compares the C type it is given with the cached ones through the C API
+them (`convert.py`). A call compares the C type it is given with the cached ones through the C API
 (`wasmtime_component_valtype_equal`, a structural check), so a cached signature is only used for the
 type it was built for, whichever component, instance or store calls; a different type (another WIT patch
 version importing the same name) gets a signature of its own. Caches are small LRU lists: at most
@@ -24,7 +24,7 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import _enter, _linker
 from wasmtime.component._types import FuncType
 
-from skill_engine.runtime.wasm_convert import Lift, Lower, lifter, lowerer
+from skill_engine.runtime.boundary.convert import Lift, Lower, lifter, lowerer
 
 PER_HOST_FUNCTION = 4
 EXPORTS = 32
