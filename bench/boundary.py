@@ -8,7 +8,9 @@ chat stream of `--events` appends: the guest pulls each event through the host i
 hand back events built by the engine's own 0.3 converters. CPU is the calling thread's (guest included).
 
     .venv/bin/python -m bench.boundary [--rounds 5] [--calls 200] [--events 300]
-    .venv/bin/python -m bench.boundary --short      # a smoke run
+    .venv/bin/python -m bench.boundary --short      # the smoke run of `make test`
+
+Compiled skills are kept in `WASMTIME_CACHE_DIR` when set (else a temporary directory).
 """
 
 from __future__ import annotations
@@ -128,9 +130,7 @@ def main() -> None:
         options.rounds, options.calls, options.events = 1, 5, 20
     wasmtime_fixes.apply()
     engine = wasmtime.Engine(make_config())
-    cache_dir = Path(
-        os.environ.get("SKILL_TEST_COMPILED_CACHE") or tempfile.mkdtemp(prefix="bench-boundary-")
-    )
+    cache_dir = Path(os.environ.get("WASMTIME_CACHE_DIR") or tempfile.mkdtemp(prefix="bench-boundary-"))
     compiler = Compiler(ArtifactCache(cache_dir, 10 * 1024**3))
 
     def load(wasm: Path) -> Component:
@@ -168,15 +168,18 @@ def main() -> None:
                     results.setdefault((workload, mode), []).append(measure())
     assert host.written > 0, "the streamer wrote nothing"
 
-    print(f"{'workload':<26} {'stock ms':>10} {'engine ms':>10} {'ratio':>7} {'per event µs':>22}")
+    streams = max(1, options.calls // 20)
+    print(f"rounds {options.rounds}, {options.calls} run calls and {streams} streams per round and mode")
+    print("| workload | stock calls ms | engine calls ms | ratio | µs per stream event |")
+    print("|---|---|---|---|---|")
     for workload in workloads:
         stock = statistics.median(results[(workload, "stock calls")]) * 1000
         ours = statistics.median(results[(workload, "engine calls")]) * 1000
-        per_event = ""
+        per_event = "-"
         if workload.startswith("stream"):
             per_event = f"{stock / options.events * 1000:.0f} -> {ours / options.events * 1000:.0f}"
-        print(f"{workload:<26} {stock:>10.3f} {ours:>10.3f} {ours / stock:>6.2f}x {per_event:>22}")
-    print("(median thread CPU per call; ratio = engine / stock, lower is better)")
+        print(f"| {workload} | {stock:.3f} | {ours:.3f} | {ours / stock:.2f}x | {per_event} |")
+    print("median thread CPU per call (guest included); ratio = engine calls / stock calls, lower is better")
 
 
 if __name__ == "__main__":
