@@ -67,7 +67,8 @@ class Invocation:
         self._log_fields = {"namespace": ctx.namespace, "skill": ctx.skill, "trace_id": current_trace_id()}
         self.deadline = time.monotonic() + timeout
         self.stop_reason: str | None = None
-        self.stopped = asyncio.Event()  # set on the loop once stop() was called
+        self.stopped: asyncio.Future[None] = loop.create_future()
+        """Done on the loop once stop() was called (a future, not an Event: awaiting it needs no task)."""
         self.csi_error: CsiError | None = None
         self.failed_function: str | None = None
         self._pending: set[concurrent.futures.Future[Any]] = set()
@@ -182,8 +183,8 @@ class Invocation:
         """Stops the invocation: pending host calls are cancelled, a busy guest traps at its next check."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        if not self.stopped.is_set() and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.stopped.set)
+        if not self.stopped.done() and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(_settle, self.stopped)
         with self._lock:
             pending = list(self._pending)
         for future in pending:
@@ -223,3 +224,8 @@ class Invocation:
                 buffer.clear()
         if self._log_truncated:
             log.warning("skill output truncated after %d bytes", self._log_limit, extra=self._log_fields)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
