@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.errors import CsiError
+from skill_engine.runtime.stream_output import CLOSED, FULL, StreamOutput
 from skill_engine.telemetry.tracing import current_trace_id
 
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class Invocation:
         # Host resources (e.g. upstream streams) opened by the guest, closed when the invocation ends.
         self.resources: dict[int, Any] = {}
         # Where a message-stream skill's items go (`None` for function skills: tool events are dropped).
-        self.stream: asyncio.Queue[Any] | None = None
+        self.stream: StreamOutput | None = None
         self._next_rep = 1
 
     # -- called from the guest thread -----------------------------------------------------------------
@@ -136,9 +137,24 @@ class Invocation:
         return rep
 
     def emit(self, item: Any) -> None:
-        """Hands a stream item to the response, waiting while the client is slower than the skill."""
-        if self.stream is not None:
-            self.call("stream-output.write", self.stream.put(item))
+        """Hands a stream item to the response, waiting while the client is slower than the skill.
+
+        Runs on the guest's thread without a loop round trip (runtime/stream_output.py); a wait for room
+        ends like a host call's: at the deadline, or at once when the invocation is stopped.
+        """
+        if self.stream is None:
+            return
+        if self.stop_reason is not None:
+            raise InvocationStopped(self.stop_reason)
+        outcome = self.stream.write(item, self.deadline, self._is_stopped)
+        if outcome == FULL:
+            self.stop(TIMEOUT_MESSAGE)
+            raise InvocationStopped(TIMEOUT_MESSAGE)
+        if outcome == CLOSED:
+            raise InvocationStopped(self.stop_reason or CANCELLED_MESSAGE)
+
+    def _is_stopped(self) -> bool:
+        return self.stop_reason is not None
 
     def close_resources(self) -> None:
         """Closes what the guest left open; resource destructors do not run when a guest traps."""
@@ -173,6 +189,8 @@ class Invocation:
             pending = list(self._pending)
         for future in pending:
             future.cancel()
+        if self.stream is not None:
+            self.stream.interrupt()
 
     # -- guest output --------------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ from skill_engine.runtime.invocation import (
     InvocationStopped,
 )
 from skill_engine.runtime.spares import Spares
+from skill_engine.runtime.stream_output import StreamOutput
 from skill_engine.runtime.stuck import StuckGuests
 
 log = logging.getLogger("skill_engine.runtime")
@@ -203,9 +204,12 @@ class WasmRuntime:
         return result
 
     async def run_stream(
-        self, skill: LoadedSkill, input: bytes, ctx: CsiContext, stream: asyncio.Queue[Any]
+        self, skill: LoadedSkill, input: bytes, ctx: CsiContext, stream: StreamOutput
     ) -> None:
-        """Runs a message-stream skill; each item it writes (and each tool event) is put on `stream`."""
+        """Runs a message-stream skill; each item it writes (and each tool event) is put on `stream`.
+
+        The guest's thread appends to `stream` itself (runtime/stream_output.py); the caller closes it
+        with its end marker once this returns or raises."""
 
         def call(inv: Invocation) -> Any:
             output = ResourceHost.own(inv.add_resource("stream-output"), STREAM_OUTPUT_TYPE)
@@ -230,7 +234,7 @@ class WasmRuntime:
         ctx: CsiContext,
         call: Callable[[Invocation], Any],
         csi_allowed: bool = True,
-        stream: asyncio.Queue[Any] | None = None,
+        stream: StreamOutput | None = None,
         input_bytes: int = 0,
     ) -> Any:
         loop = asyncio.get_running_loop()
