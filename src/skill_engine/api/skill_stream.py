@@ -26,7 +26,7 @@ from skill_engine.telemetry import Telemetry
 from skill_engine.telemetry.executions import Execution
 
 log = logging.getLogger("skill_engine.api")
-STREAM_BUFFER = 8
+STREAM_BUFFER = 32
 """Items a stream skill may be ahead of its client before `write` waits (back-pressure)."""
 
 

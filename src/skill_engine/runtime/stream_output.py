@@ -62,7 +62,7 @@ class StreamOutput:
                 return CLOSED
             self._items.append(item)
             getter, self._getter = self._getter, None
-        if getter is not None:
+        if getter is not None and not self._loop.is_closed():  # closed: the engine is shutting down
             self._loop.call_soon_threadsafe(_wake, getter)
         return WRITTEN
 

@@ -19,7 +19,7 @@ import threading
 from ctypes import byref
 from typing import Any
 
-from wasmtime import StoreContext, WasmtimeError
+from wasmtime import StoreContext, WasmtimeError, _bindings
 from wasmtime import _ffi as ffi
 from wasmtime.component import _enter, _linker
 from wasmtime.component._types import FuncType
@@ -31,12 +31,25 @@ EXPORTS = 32
 
 _Val = ffi.wasmtime_component_val_t
 _ValType = ffi.wasmtime_component_valtype_t
-_param_count = ffi.wasmtime_component_func_type_param_count
-_param_nth = ffi.wasmtime_component_func_type_param_nth
-_result = ffi.wasmtime_component_func_type_result
-_equal = ffi.wasmtime_component_valtype_equal
-_valtype_delete = ffi.wasmtime_component_valtype_delete
-_valtype_delete_raw = ffi.dll.wasmtime_component_valtype_delete  # argtypes set by wasmtime's bindings
+# The ctypes functions themselves, not wasmtime's Python wrappers around them: `matches` runs on every call.
+_param_count = _bindings._wasmtime_component_func_type_param_count
+_param_nth = _bindings._wasmtime_component_func_type_param_nth
+_result = _bindings._wasmtime_component_func_type_result
+_equal = _bindings._wasmtime_component_valtype_equal
+_valtype_delete = _bindings._wasmtime_component_valtype_delete
+
+
+class _Scratch(threading.local):
+    """Out-parameters of the C type queries, one set per thread (`matches` calls no Python in between)."""
+
+    def __init__(self) -> None:
+        self.name_ptr = ctypes.POINTER(ctypes.c_char)()
+        self.name_len = ctypes.c_size_t()
+        self.valtype = _ValType()
+        self.refs = (byref(self.name_ptr), byref(self.name_len), byref(self.valtype))
+
+
+_scratch = _Scratch()
 
 
 def _param_type(fty: Any, i: int) -> Any:
@@ -59,6 +72,8 @@ class Signature:
     def __init__(self, fty: Any) -> None:
         self._params = [_param_type(fty, i) for i in range(_param_count(fty))]
         self._result = _result_type(fty)
+        self._param_refs = [byref(valtype) for valtype in self._params]
+        self._result_ref = None if self._result is None else byref(self._result)
         typed = FuncType._from_ptr(fty, owner=self)  # borrowed: lives as long as `fty`
         self.lowers: list[Lower] = [lowerer(ty) for _, ty in typed.params]
         self.lifts: list[Lift] = [lifter(ty) for _, ty in typed.params]
@@ -67,24 +82,32 @@ class Signature:
         self.lift_result: Lift | None = None if result is None else lifter(result)
         self.nparams = len(self._params)
 
-    def matches(self, fty: Any) -> bool:
-        """Whether `fty` is the type this signature was built for (structurally, via the C API)."""
-        if _param_count(fty) != self.nparams:
+    def matches(self, fty: Any, nargs: int | None = None, nresults: int | None = None) -> bool:
+        """Whether `fty` is the type this signature was built for (structurally, via the C API).
+
+        A host call knows its numbers of parameters and results (`nargs`, `nresults`): two C calls fewer.
+        """
+        if (_param_count(fty) if nargs is None else nargs) != self.nparams:
             return False
-        for i, mine in enumerate(self._params):
-            theirs = _param_type(fty, i)
-            same = _equal(byref(mine), byref(theirs))
-            _valtype_delete(byref(theirs))
+        name_ptr, name_len, theirs = _scratch.refs
+        for i, mine in enumerate(self._param_refs):
+            _param_nth(fty, i, name_ptr, name_len, theirs)
+            same = _equal(mine, theirs)
+            _valtype_delete(theirs)
             if not same:
                 return False
-        theirs = _result_type(fty)
-        if theirs is None or self._result is None:
-            return theirs is None and self._result is None
-        same = _equal(byref(self._result), byref(theirs))
-        _valtype_delete(byref(theirs))
+        if nresults == 0:
+            return self._result_ref is None
+        has_result = _result(fty, theirs)
+        if not has_result or self._result_ref is None:
+            if has_result:
+                _valtype_delete(theirs)
+            return not has_result and self._result_ref is None
+        same = _equal(self._result_ref, theirs)
+        _valtype_delete(theirs)
         return bool(same)
 
-    def __del__(self, _delete: Any = _valtype_delete_raw, _byref: Any = byref) -> None:
+    def __del__(self, _delete: Any = _valtype_delete, _byref: Any = byref) -> None:
         # Bound as defaults: at interpreter exit the module's globals may already be gone.
         for valtype in [*self._params, self._result]:
             if valtype is not None:
@@ -99,9 +122,9 @@ class SignatureCache:
         self._entries: list[Signature] = []
         self._lock = threading.Lock()
 
-    def get(self, fty: Any) -> Signature:
+    def get(self, fty: Any, nargs: int | None = None, nresults: int | None = None) -> Signature:
         for signature in self._entries:  # a snapshot: replaced, never mutated in place
-            if signature.matches(fty):
+            if signature.matches(fty, nargs, nresults):
                 return signature
         signature = Signature(fty)
         with self._lock:
@@ -130,7 +153,7 @@ class HostFunction:
 def func_impl(idx, context, ty_raw, args, nargs, results, nresults):  # type: ignore
     def run(store: StoreContext) -> None:
         host: HostFunction = _linker.FUNCTIONS.get(idx or 0)
-        signature = host.signatures.get(ty_raw)
+        signature = host.signatures.get(ty_raw, nargs, nresults)
         assert signature.nparams == nargs
         lower_result = signature.lower_result
         assert nresults == (0 if lower_result is None else 1)
