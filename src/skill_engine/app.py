@@ -12,7 +12,6 @@ from pathlib import Path
 import platformdirs
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.routing import Route
 
 from skill_engine.api import json_worker
@@ -49,8 +48,9 @@ from skill_engine.governance import settings as governance
 from skill_engine.governance.audit_log import AuditLog
 from skill_engine.middleware.audit import AuditMiddleware
 from skill_engine.middleware.auth import Authenticator, protect
+from skill_engine.middleware.compression import MIN_COMPRESS_SIZE, ResponseCompression
 from skill_engine.middleware.cors import PermissiveCors
-from skill_engine.middleware.decompression import MIN_COMPRESS_SIZE, RequestDecompression
+from skill_engine.middleware.decompression import RequestDecompression
 from skill_engine.middleware.telemetry import TelemetryMiddleware
 from skill_engine.runtime.admission import Admission, Share
 from skill_engine.runtime.budget import ByteBudget
@@ -353,7 +353,7 @@ def create_app(settings: Settings) -> Starlette:  # long: the route table and mi
             Middleware(TelemetryMiddleware, telemetry=engine.telemetry),
             Middleware(AuditMiddleware, log=engine.audit_log),
             Middleware(PermissiveCors),
-            Middleware(GZipMiddleware, minimum_size=MIN_COMPRESS_SIZE),
+            Middleware(ResponseCompression, minimum_size=MIN_COMPRESS_SIZE),
             # Decodes lazily, when the route reads: route-level authentication runs first (docs/security.md).
             Middleware(RequestDecompression),
         ],

@@ -87,6 +87,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._over_cap = False
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        # A request head or body this read left unfinished; its timer is armed once the read is parsed,
+        # so a request that arrives whole (the usual case) arms and cancels no timer at all.
+        self._head_started = False
+        self._in_body = False
         self._refusal: _Refusal | None = None
 
     # -- connection ---------------------------------------------------------------------------------
@@ -123,6 +127,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         if self._in_head and self._head_bytes > MAX_HEADER_BYTES:
             self._refuse(_head_too_large())
+            return
+        if self._head_started and self._head_timer is None:
+            self._arm_head_timer()
+        if self._in_body and self._body_timer is None:
+            self._arm_body_timer()
 
     # -- parser callbacks ---------------------------------------------------------------------------
 
@@ -130,8 +139,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._in_head = True
         self._parsed_head = 0
-        if self._head_timer is None:
-            self._arm_head_timer()
+        self._head_started = True  # its timer is armed after this read if the head is still unfinished
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
@@ -151,6 +159,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._head_started = False
         self._head_bytes = 0
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -160,9 +169,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if over:
             log.warning("request refused: more than %d connections open", self.limits.max_connections)
         super().on_headers_complete()
-        self._arm_body_timer()
+        if self.cycle is not None:
+            self.cycle.transport = _HeldHead(self.transport, self.loop)  # type: ignore[assignment]
+        self._in_body = True  # its timer is armed after this read if the body is still unfinished
 
     def on_message_complete(self) -> None:
+        self._in_body = False
         if self._body_timer is not None:
             self._body_timer.cancel()
             self._body_timer = None
@@ -217,6 +229,51 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             b"connection: close\r\n\r\n%s" % (refusal.status, refusal.reason, len(text), text)
         )
         self.transport.close()
+
+
+class _HeldHead:
+    """One response's view of the connection: the response head is held back until the first body write,
+    so a small response leaves in one send instead of two (one packet, one wake-up of the client; on a
+    busy machine the first send lets the client preempt the engine just to find the body missing).
+
+    A head with no body right behind it (a streaming response, a HEAD request) is written at the next
+    turn of the event loop, so nothing waits for a body that comes later.
+    """
+
+    __slots__ = ("_head", "_loop", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._head: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if not self._started:  # uvicorn's first write of a response is its head (or `100 Continue`)
+            self._started = True
+            self._head = data
+            self._loop.call_soon(self.flush)
+        elif self._head is not None:
+            head, self._head = self._head, None
+            self._transport.writelines((head, data))
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _too_many_connections(limit: int) -> Any:

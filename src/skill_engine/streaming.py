@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from skill_engine.errors import ExecutionError, InvalidOutput
 
 
@@ -89,6 +91,19 @@ def error_event(message: str) -> bytes:
     return sse("error", {"message": message})
 
 
+def _text_event(head: bytes, text: str) -> bytes:
+    """`head` + the text as a JSON string + `}`: the bytes `sse` makes for a text-only event, without
+    building a dict; orjson writes a str exactly as `json.dumps(ensure_ascii=False)` does (every code
+    point, tests/unit/test_sse_framing.py)."""
+    return head + orjson.dumps(text) + b"}\n\n"
+
+
+_BEGIN = sse("message", {"type": "begin"})
+_END_WITHOUT_PAYLOAD = sse("message", {"type": "end", "payload": None})
+_APPEND_HEAD = b'event: message\ndata: {"type":"append","text":'
+_REASONING_HEAD = b'event: reasoning\ndata: {"type":"reasoning","text":'
+
+
 class MessageStream:
     """Validates the order of message items and renders each as an SSE event."""
 
@@ -101,26 +116,27 @@ class MessageStream:
             if self.message_open:
                 raise StreamOrderError(BEGIN_WHILE_ACTIVE)
             self.message_open = True
-            return sse("message", {"type": "begin"})
+            return _BEGIN
         if isinstance(item, MessageAppend):
             if not self.message_open:
                 raise StreamOrderError(APPEND_WITHOUT_BEGIN)
-            return sse("message", {"type": "append", "text": item.text})
+            return _text_event(_APPEND_HEAD, item.text)
         if isinstance(item, MessageEnd):
             if not self.message_open:
                 raise StreamOrderError(END_WITHOUT_BEGIN)
-            payload = None
-            if item.payload is not None:
-                try:
-                    payload = json.loads(item.payload)
-                except (ValueError, UnicodeDecodeError) as e:
-                    raise InvalidOutput(str(e)) from None
+            if item.payload is None:
+                self.message_open = False
+                return _END_WITHOUT_PAYLOAD
+            try:
+                payload = json.loads(item.payload)
+            except (ValueError, UnicodeDecodeError) as e:
+                raise InvalidOutput(str(e)) from None
             self.message_open = False
             return sse("message", {"type": "end", "payload": payload})
         if isinstance(item, Reasoning):
             if not self.message_open:
                 raise StreamOrderError(REASONING_WITHOUT_BEGIN)
-            return sse("reasoning", {"type": "reasoning", "text": item.text})
+            return _text_event(_REASONING_HEAD, item.text)
         if isinstance(item, ToolBegin):
             return sse("tool", {"type": "begin", "name": item.name})
         if isinstance(item, ToolEnd):

@@ -64,3 +64,11 @@ def test_fair_sharing_short(probe_wasm: Path, compiled_cache: Path) -> None:
     header = "| reserved slots | trickle p95 unloaded ms | under the flood ms | ratio |"
     rows = out[out.index(header) :].splitlines()[2:4]
     assert [row.split("|")[1].strip() for row in rows] == ["0", "1"]
+
+
+@pytest.mark.timeout(1000)
+def test_boundary_short(probe_wasm: Path, streamer_wasm: Path, compiled_cache: Path) -> None:
+    out = run_bench("bench.boundary", compiled_cache)
+    assert "| workload | stock calls ms | engine calls ms | ratio | µs per stream event |" in out
+    assert "| stream (20 events) |" in out
+    assert "ratio = engine calls / stock calls" in out

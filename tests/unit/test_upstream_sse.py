@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import httpx
@@ -37,3 +38,13 @@ def test_an_error_event_and_an_invalid_chunk_are_csi_errors() -> None:
     with pytest.raises(CsiError) as invalid:
         payloads(b"data: {nope\n\n")
     assert str(invalid.value) == "The inference backend sent an invalid stream chunk: {nope"
+
+
+def test_payloads_parse_as_the_standard_library_parses_them() -> None:
+    """orjson parses the chunks; what only json accepts (NaN, integers beyond 64 bits) still parses."""
+    [chunk] = payloads(
+        b'data: {"n": NaN, "big": 123456789012345678901234567890, "t": "\\u00fc\\ud83d\\ude00"}\n\n'
+    )
+    assert math.isnan(chunk["n"])
+    assert chunk["big"] == 123456789012345678901234567890
+    assert chunk["t"] == "ü😀"

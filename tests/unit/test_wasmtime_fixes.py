@@ -373,7 +373,9 @@ def test_a_variant_types_cases_are_read_from_the_c_api_once(
 
 def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -> None:
     """Removing a workaround from `apply()` fails here; the behaviour tests above show what each fixes."""
-    from wasmtime.component import _enter, _linker, _types
+    from wasmtime.component import _enter, _func, _linker, _types
+
+    from skill_engine.runtime.boundary import calls
 
     wasmtime_fixes.apply()
     installed = {
@@ -384,6 +386,8 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         "list<u8> lowering": _types.ListType.convert_to_c,
         "list<u8> lifting": _types.ListType.convert_from_c,
         "variant cases": _types.VariantType._cases,
+        "host imports": _linker.LinkerInstance.add_func,
+        "export calls": _func.Func.__call__,
     }
     assert installed == {
         "exception routing (enter)": wasmtime_fixes._catch_exceptions,
@@ -393,6 +397,8 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         "list<u8> lowering": wasmtime_fixes._list_to_c,
         "list<u8> lifting": wasmtime_fixes._list_from_c,
         "variant cases": wasmtime_fixes._variant_cases,
+        "host imports": calls.add_func,
+        "export calls": calls.func_call,
     }
     with wasmtime_fixes.unapplied():
         assert _enter.catch_exceptions is not wasmtime_fixes._catch_exceptions
@@ -401,4 +407,10 @@ def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -
         assert _types.ListType.convert_to_c is not wasmtime_fixes._list_to_c
         assert _types.ListType.convert_from_c is not wasmtime_fixes._list_from_c
         assert _types.VariantType._cases is not wasmtime_fixes._variant_cases
+        assert _linker.LinkerInstance.add_func is not calls.add_func
+        assert _func.Func.__call__ is not calls.func_call
+    with wasmtime_fixes.stock_calls():
+        assert _func.Func.__call__ is not calls.func_call
+        assert _types.ListType.convert_to_c is wasmtime_fixes._list_to_c
+    assert _func.Func.__call__ is calls.func_call
     assert _types.ListType.convert_to_c is wasmtime_fixes._list_to_c

@@ -12,9 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import re
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+import orjson
 
 LARGE = 1024 * 1024
 
@@ -31,8 +34,15 @@ class JsonProblem(Exception):
         self.text = text
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""What `json.dumps` with these arguments builds at every call; the output is the same."""
+
+
 def dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(value).encode()
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _reject_constant(name: str) -> Any:
@@ -43,7 +53,16 @@ def compact(raw: bytes, strict: bool = False) -> bytes | tuple[str, str]:
     """`raw` re-serialized compactly, or (kind, text) when it is not JSON (picklable either way).
 
     `strict` refuses NaN and Infinity while parsing (request bodies); outputs keep json's default.
+    orjson parses first (several times faster than `json`; the values are the same): it accepts less
+    than `json` (no NaN, no lone surrogates, UTF-8 only), and whatever it refuses goes through `json`, so
+    results and error texts stay `json`'s. Integers beyond 64 bits would become floats in orjson: a body
+    with 19 digits in a row anywhere is left to `json`. The output is always written by `json`.
     """
+    if _LONG_DIGITS.search(raw) is None:
+        try:
+            return dumps(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            pass
     try:
         value = json.loads(raw, parse_constant=_reject_constant) if strict else json.loads(raw)
     except json.JSONDecodeError as e:

@@ -1,5 +1,9 @@
-"""One `POST .../message-stream` request: a producer task runs the skill into a bounded queue, and the
-response body renders what it wrote as Server-Sent Events."""
+"""One `POST .../message-stream` request: a producer task runs the skill into a bounded buffer, and the
+response body renders what it wrote as Server-Sent Events.
+
+The body takes everything buffered at once and sends it as one chunk (fewer passes through the
+middleware's send wrappers and fewer socket writes); it never waits for more than what is there, so
+each event still reaches an interactive client as soon as it is written."""
 
 from __future__ import annotations
 
@@ -14,14 +18,15 @@ from skill_engine.errors import ExecutionError, IsFunction
 from skill_engine.governance import audit
 from skill_engine.metadata import SkillKind
 from skill_engine.runtime.runner import WasmRuntime
+from skill_engine.runtime.stream_output import StreamOutput
 from skill_engine.skills.builtin import BuiltinSkill
 from skill_engine.skills.store import SkillStore
-from skill_engine.streaming import MessageStream, StreamItem, error_event
+from skill_engine.streaming import MessageStream, error_event
 from skill_engine.telemetry import Telemetry
 from skill_engine.telemetry.executions import Execution
 
 log = logging.getLogger("skill_engine.api")
-STREAM_BUFFER = 8
+STREAM_BUFFER = 32
 """Items a stream skill may be ahead of its client before `write` waits (back-pressure)."""
 
 
@@ -45,7 +50,7 @@ class SkillStream:
         self.store, self.runtime, self.csi, self.telemetry = store, runtime, csi, telemetry
         self.ctx = ctx
         self.input = input
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=STREAM_BUFFER)
+        self.output = StreamOutput(STREAM_BUFFER)
         # Set once the skill is fetched; its outcome is counted when the stream ends (render errors too).
         self.execution: Execution | None = None
 
@@ -55,12 +60,12 @@ class SkillStream:
         self.execution = self.telemetry.execution(ctx.namespace, ctx.skill)
         with self.execution.span():
             if isinstance(skill, BuiltinSkill):
-                await skill.stream(self.csi, ctx, self.input, self.queue.put)
+                await skill.stream(self.csi, ctx, self.input, self.output.put)
             elif skill.kind is SkillKind.FUNCTION:
                 raise IsFunction()
             else:
-                await self.runtime.run_stream(skill, self.input, ctx, self.queue)
-        await self.queue.put(_End())
+                await self.runtime.run_stream(skill, self.input, ctx, self.output)
+        self.output.close(_End())
 
     async def _produce(self) -> None:
         try:
@@ -69,12 +74,12 @@ class SkillStream:
             if self.execution is not None:
                 self.execution.error = e
             audit.failed(getattr(e, "kind", e.metric_status))
-            await self.queue.put(_End(e.message))
+            self.output.close(_End(e.message))
         except Exception as e:  # a bug of ours must still end the stream with an error event
             log.exception("message stream of %s/%s failed", self.ctx.namespace, self.ctx.skill)
             if self.execution is not None:
                 self.execution.error = e
-            await self.queue.put(_End(f"Internal error: {type(e).__name__}"))
+            self.output.close(_End(f"Internal error: {type(e).__name__}"))
 
     def _finish(self, error: BaseException | None) -> None:
         if self.execution is not None:
@@ -85,19 +90,23 @@ class SkillStream:
         stream = MessageStream()
         try:
             while True:
-                item: StreamItem | _End = await self.queue.get()
-                if isinstance(item, _End):
-                    self._finish(self.execution.error if self.execution is not None else None)
-                    if item.error is not None:
-                        yield error_event(item.error)
-                    return
-                try:
-                    rendered = stream.render(item)
-                except ExecutionError as e:
-                    self._finish(e)
-                    yield error_event(e.message)
-                    return
-                yield rendered
+                chunk: list[bytes] = []
+                for item in await self.output.get_ready():
+                    if isinstance(item, _End):
+                        self._finish(self.execution.error if self.execution is not None else None)
+                        if item.error is not None:
+                            chunk.append(error_event(item.error))
+                        if chunk:
+                            yield b"".join(chunk)
+                        return
+                    try:
+                        chunk.append(stream.render(item))
+                    except ExecutionError as e:
+                        self._finish(e)
+                        chunk.append(error_event(e.message))
+                        yield b"".join(chunk)
+                        return
+                yield b"".join(chunk)
         finally:
             # Client gone or stream ended early: stop the skill and close its upstream streams.
             if not producer.done():

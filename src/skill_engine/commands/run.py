@@ -146,6 +146,7 @@ async def _execute(local: LocalEngine, skill: Any, input: bytes, ctx: Any) -> No
 async def _stream(local: LocalEngine, skill: Any, input: bytes, ctx: Any) -> None:
     """Prints message text as it arrives; the engine's order checks apply (same error texts)."""
     from skill_engine.commands.local import stderr
+    from skill_engine.runtime.stream_output import StreamOutput
     from skill_engine.streaming import (
         MessageAppend,
         MessageEnd,
@@ -156,7 +157,7 @@ async def _stream(local: LocalEngine, skill: Any, input: bytes, ctx: Any) -> Non
         ToolError,
     )
 
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=8)
+    queue = StreamOutput(8)
     done = object()
     order = MessageStream()
 
@@ -164,7 +165,7 @@ async def _stream(local: LocalEngine, skill: Any, input: bytes, ctx: Any) -> Non
         try:
             await local.runtime.run_stream(skill, input, ctx, queue)
         finally:
-            await queue.put(done)
+            queue.close(done)
 
     producer = asyncio.ensure_future(produce())
     out = sys.stdout

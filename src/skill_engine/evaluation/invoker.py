@@ -21,6 +21,7 @@ from skill_engine.csi import Csi, CsiContext
 from skill_engine.errors import ExecutionError, InvalidOutput
 from skill_engine.metadata import SkillKind
 from skill_engine.runtime.runner import WasmRuntime
+from skill_engine.runtime.stream_output import StreamOutput
 from skill_engine.skills.builtin import BuiltinSkill
 from skill_engine.skills.store import SkillStore
 from skill_engine.streaming import MessageAppend, MessageBegin, MessageEnd
@@ -103,9 +104,9 @@ class SkillInvoker:
             if isinstance(skill, BuiltinSkill):
                 if skill.kind is not SkillKind.MESSAGE_STREAM:
                     raise skill.run_error()
-                return await self._collect(lambda queue: skill.stream(self.csi, ctx, raw, queue.put))
+                return await self._collect(lambda output: skill.stream(self.csi, ctx, raw, output.put))
             if skill.kind is SkillKind.MESSAGE_STREAM:
-                return await self._collect(lambda queue: self.runtime.run_stream(skill, raw, ctx, queue))
+                return await self._collect(lambda output: self.runtime.run_stream(skill, raw, ctx, output))
             output = await self.runtime.run(skill, raw, ctx)
             try:
                 return json.loads(output)
@@ -114,21 +115,25 @@ class SkillInvoker:
 
     async def _collect(self, produce: Any) -> Any:
         """Drains a message stream: the text of its (last) message and its end payload."""
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=8)
+        output = StreamOutput(8)
+        done = object()
         text: list[str] = []
         payload: Any = None
-        producer = asyncio.ensure_future(produce(queue))
+
+        async def run() -> None:
+            try:
+                await produce(output)
+            finally:
+                output.close(done)
+
+        producer = asyncio.ensure_future(run())
         try:
             while True:
-                getting = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getting, producer}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
-                    producer.result()  # raises the skill's error
-                    while not queue.empty():
-                        text, payload = _apply(queue.get_nowait(), text, payload)
-                    return {"text": "".join(text), "payload": payload}
-                text, payload = _apply(getting.result(), text, payload)
+                for item in await output.get_ready():
+                    if item is done:
+                        await producer  # raises the skill's error
+                        return {"text": "".join(text), "payload": payload}
+                    text, payload = _apply(item, text, payload)
         finally:
             if not producer.done():
                 producer.cancel()

@@ -9,6 +9,8 @@ from __future__ import annotations
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+_VARY = "origin, access-control-request-method, access-control-request-headers"
+
 
 class PermissiveCors:
     def __init__(self, app: ASGIApp) -> None:
@@ -31,9 +33,7 @@ class PermissiveCors:
                 if origin is not None:
                     response_headers["access-control-allow-origin"] = origin
                 response_headers["access-control-allow-credentials"] = "true"
-                response_headers.add_vary_header("origin")
-                response_headers.add_vary_header("access-control-request-method")
-                response_headers.add_vary_header("access-control-request-headers")
+                response_headers.add_vary_header(_VARY)  # one call: the three names in this order
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
@@ -43,7 +43,7 @@ class PermissiveCors:
         headers = [
             (b"access-control-allow-credentials", b"true"),
             (b"access-control-allow-methods", method.encode("latin-1")),
-            (b"vary", b"origin, access-control-request-method, access-control-request-headers"),
+            (b"vary", _VARY.encode()),
             (b"content-length", b"0"),
         ]
         if origin is not None:

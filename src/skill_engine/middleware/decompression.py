@@ -1,12 +1,11 @@
-"""Request body decompression and response compression around every route (engine-spec §2.1).
+"""Request body decompression around every route (engine-spec §2.1).
 
 * Requests with `Content-Encoding` gzip, x-gzip or deflate are decoded while the route reads the body,
   so route-level authentication (middleware/auth.py) runs before any inflating; the decoded size counts
   against the 50 MiB body limit as it grows (a zip bomb is a 413 after 50 MiB of output, not an
   out-of-memory kill), and nothing is buffered here. Encodings the standard library cannot decode (br,
   zstd) are answered 415.
-* Responses are gzip-compressed when the client accepts it, except `text/event-stream` and bodies below
-  32 bytes (starlette's GZipMiddleware, configured in app.py).
+* Responses are gzip-compressed when the client accepts it (middleware/compression.py).
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from skill_engine.api.http import MAX_BODY, HttpError
 
 TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
 DECOMPRESS_FAILED = "Failed to decompress the request body"
-MIN_COMPRESS_SIZE = 32
 
 
 def _decoder(encoding: str) -> zlib._Decompress:

@@ -125,8 +125,8 @@ class TelemetryMiddleware:
         if matched and template is not None:
             metrics = self.telemetry.metrics
             labels = (method, template, str(status))
-            metrics.http_requests.labels(*labels).inc()
-            metrics.http_duration.labels(*labels).observe(elapsed)
+            metrics.http_requests_child(*labels).inc()
+            metrics.http_duration_child(*labels).observe(elapsed)
         path: str = scope["path"]
         log.log(
             logging.DEBUG if path in QUIET_PATHS else logging.INFO,

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.errors import CsiError
+from skill_engine.runtime.stream_output import CLOSED, FULL, StreamOutput
 from skill_engine.telemetry.tracing import current_trace_id
 
 T = TypeVar("T")
@@ -66,7 +67,8 @@ class Invocation:
         self._log_fields = {"namespace": ctx.namespace, "skill": ctx.skill, "trace_id": current_trace_id()}
         self.deadline = time.monotonic() + timeout
         self.stop_reason: str | None = None
-        self.stopped = asyncio.Event()  # set on the loop once stop() was called
+        self.stopped: asyncio.Future[None] = loop.create_future()
+        """Done on the loop once stop() was called (a future, not an Event: awaiting it needs no task)."""
         self.csi_error: CsiError | None = None
         self.failed_function: str | None = None
         self._pending: set[concurrent.futures.Future[Any]] = set()
@@ -78,7 +80,7 @@ class Invocation:
         # Host resources (e.g. upstream streams) opened by the guest, closed when the invocation ends.
         self.resources: dict[int, Any] = {}
         # Where a message-stream skill's items go (`None` for function skills: tool events are dropped).
-        self.stream: asyncio.Queue[Any] | None = None
+        self.stream: StreamOutput | None = None
         self._next_rep = 1
 
     # -- called from the guest thread -----------------------------------------------------------------
@@ -135,9 +137,24 @@ class Invocation:
         return rep
 
     def emit(self, item: Any) -> None:
-        """Hands a stream item to the response, waiting while the client is slower than the skill."""
-        if self.stream is not None:
-            self.call("stream-output.write", self.stream.put(item))
+        """Hands a stream item to the response, waiting while the client is slower than the skill.
+
+        Runs on the guest's thread without a loop round trip (runtime/stream_output.py); a wait for room
+        ends like a host call's: at the deadline, or at once when the invocation is stopped.
+        """
+        if self.stream is None:
+            return
+        if self.stop_reason is not None:
+            raise InvocationStopped(self.stop_reason)
+        outcome = self.stream.write(item, self.deadline, self._is_stopped)
+        if outcome == FULL:
+            self.stop(TIMEOUT_MESSAGE)
+            raise InvocationStopped(TIMEOUT_MESSAGE)
+        if outcome == CLOSED:
+            raise InvocationStopped(self.stop_reason or CANCELLED_MESSAGE)
+
+    def _is_stopped(self) -> bool:
+        return self.stop_reason is not None
 
     def close_resources(self) -> None:
         """Closes what the guest left open; resource destructors do not run when a guest traps."""
@@ -166,12 +183,14 @@ class Invocation:
         """Stops the invocation: pending host calls are cancelled, a busy guest traps at its next check."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        if not self.stopped.is_set() and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.stopped.set)
+        if not self.stopped.done() and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(_settle, self.stopped)
         with self._lock:
             pending = list(self._pending)
         for future in pending:
             future.cancel()
+        if self.stream is not None:
+            self.stream.interrupt()
 
     # -- guest output --------------------------------------------------------------------------------
 
@@ -205,3 +224,8 @@ class Invocation:
                 buffer.clear()
         if self._log_truncated:
             log.warning("skill output truncated after %d bytes", self._log_limit, extra=self._log_fields)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -42,6 +42,7 @@ from skill_engine.runtime.bindings.v0_3 import Host03
 from skill_engine.runtime.bindings.v0_4 import Host04
 from skill_engine.runtime.budget import ByteBudget
 from skill_engine.runtime.engine import WasmEngine
+from skill_engine.runtime.handoff import after_hand_over, submit
 from skill_engine.runtime.invocation import (
     CANCELLED_MESSAGE,
     HOST_COPY_MESSAGE,
@@ -51,6 +52,7 @@ from skill_engine.runtime.invocation import (
     InvocationStopped,
 )
 from skill_engine.runtime.spares import Spares
+from skill_engine.runtime.stream_output import StreamOutput
 from skill_engine.runtime.stuck import StuckGuests
 
 log = logging.getLogger("skill_engine.runtime")
@@ -202,9 +204,12 @@ class WasmRuntime:
         return result
 
     async def run_stream(
-        self, skill: LoadedSkill, input: bytes, ctx: CsiContext, stream: asyncio.Queue[Any]
+        self, skill: LoadedSkill, input: bytes, ctx: CsiContext, stream: StreamOutput
     ) -> None:
-        """Runs a message-stream skill; each item it writes (and each tool event) is put on `stream`."""
+        """Runs a message-stream skill; each item it writes (and each tool event) is put on `stream`.
+
+        The guest's thread appends to `stream` itself (runtime/stream_output.py); the caller closes it
+        with its end marker once this returns or raises."""
 
         def call(inv: Invocation) -> Any:
             output = ResourceHost.own(inv.add_resource("stream-output"), STREAM_OUTPUT_TYPE)
@@ -229,7 +234,7 @@ class WasmRuntime:
         ctx: CsiContext,
         call: Callable[[Invocation], Any],
         csi_allowed: bool = True,
-        stream: asyncio.Queue[Any] | None = None,
+        stream: StreamOutput | None = None,
         input_bytes: int = 0,
     ) -> Any:
         loop = asyncio.get_running_loop()
@@ -249,8 +254,8 @@ class WasmRuntime:
         try:
             # The worker thread runs in a copy of this context: the request's span and telemetry reach
             # host calls.
-            run_in_context = contextvars.copy_context().run
-            future = loop.run_in_executor(self._executor, run_in_context, self._guarded, invocation, call)
+            context = contextvars.copy_context()
+            future = submit(loop, self._executor, context, self._guarded, invocation, call)
         except BaseException:
             self.in_flight.discard(invocation)
             self.admission.release(ctx.namespace)
@@ -266,8 +271,6 @@ class WasmRuntime:
             self.input_budget.release(budget)
 
         future.add_done_callback(finished)
-        # If we stop waiting (deadline, cancellation) the thread still finishes; retrieve its outcome.
-        future.add_done_callback(_consume_outcome)
         try:
             # A guest blocked in WASI cannot be interrupted; answer at the deadline (or when stopped).
             return await _outcome(future, invocation, timeout + _GRACE)
@@ -324,30 +327,25 @@ class WasmRuntime:
             if prepared is not None:
                 prepared.close()
             invocation.flush_logs()
-            self.spares.refill(skill.component, memory)
+            after_hand_over(lambda: self.spares.refill(skill.component, memory))
 
 
 async def _outcome(future: asyncio.Future[Any], invocation: Invocation, timeout: float) -> Any:
     """The thread's result; raises TimeoutError at the deadline, RuntimeFailure soon after a stop."""
-    stopped = asyncio.ensure_future(invocation.stopped.wait())
-    try:
-        done, _ = await asyncio.wait({future, stopped}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if future.done():
-            return future.result()
+    if not future.done():
+        # Futures only (no task per invocation): the guest's outcome, a stop, or the deadline.
+        done, _ = await asyncio.wait(
+            (future, invocation.stopped), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if not done:
             raise TimeoutError
-        # Stopped: a busy guest traps within a check interval; one blocked in WASI is answered anyway.
-        done, _ = await asyncio.wait({future}, timeout=_GRACE + 0.2)
-        if future.done():
-            return future.result()
-        raise RuntimeFailure(invocation.stop_reason or CANCELLED_MESSAGE)
-    finally:
-        stopped.cancel()
-
-
-def _consume_outcome(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
+    if future.done():
+        return future.result()
+    # Stopped: a busy guest traps within a check interval; one blocked in WASI is answered anyway.
+    await asyncio.wait((future,), timeout=_GRACE + 0.2)
+    if future.done():
+        return future.result()
+    raise RuntimeFailure(invocation.stop_reason or CANCELLED_MESSAGE)
 
 
 def _label(ctx: CsiContext) -> str:

@@ -3,8 +3,9 @@
 Each fix is applied once by `apply()`; `unapplied()` restores the stock code.
 `tests/unit/test_wasmtime_fixes.py` reproduces each bug on the stock code and shows the fix resolves it
 (`test_interleaved_*`, `test_list_of_u8_is_not_converted_byte_by_byte`,
-`test_a_variant_types_cases_are_read_from_the_c_api_once`), so a test fails when `apply()` stops
-installing one.
+`test_a_variant_types_cases_are_read_from_the_c_api_once`; fixes 5 and 6:
+`tests/unit/test_wasm_boundary.py::test_function_types_are_not_rebuilt_on_every_call`), so a test fails
+when `apply()` stops installing one.
 
 1. Exception routing: a Python exception raised by a host import is parked in the process-global
    `component._enter.LAST_EXCEPTION` and re-raised by whichever thread looks next. Under concurrency a call
@@ -15,10 +16,16 @@ installing one.
    thread-local.
 3. `list<u8>` conversion: stock code converts one byte at a time through a 32-byte value struct each
    (1.35 s per MiB). We fill and read the value array in place with strided slices instead (~30x faster),
-   64 KiB at a time so the event loop keeps the GIL between steps.
+   64 KiB at a time so the event loop keeps the GIL between steps (`boundary/values.py`).
 4. Variant cases: stock code asks the C API for a variant type's cases (name and payload type each) every
    time it needs them, several times per value lowered or lifted; a stream event crossing the boundary
    paid this ~10% of its host CPU. We remember them on the type object, which stands for one C type.
+5. Host imports: stock `func_impl` rebuilds the Python type tree of the function on every call and walks
+   it again for every value. Our `add_func` stores a `boundary.calls.HostFunction`, whose signatures (the
+   function's converters, built once, `boundary/convert.py`) are found per call by comparing C types
+   (`wasmtime_component_valtype_equal`), so a cached signature only serves the type it was built for.
+6. Export calls: `Func.__call__` does the same per call of the skill's `run`/`metadata`; ours uses a small
+   process-wide cache of signatures, matched the same way.
 
 Also here: a binding of `wasmtime_store_epoch_deadline_callback`, which the C library exports but the
 Python package does not wrap. It lets the engine decide at every epoch tick whether a guest continues,
@@ -35,7 +42,10 @@ from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
-from wasmtime.component import _enter, _linker, _types
+from wasmtime.component import _enter, _func, _linker, _types
+
+from skill_engine.runtime.boundary import calls as wasm_calls
+from skill_engine.runtime.boundary import values as wasm_values
 
 # ---------------------------------------------------------------------------------------------------
 # 1. Exception routing
@@ -102,67 +112,21 @@ class _ThreadLocalSet(threading.local):
 # ---------------------------------------------------------------------------------------------------
 # 3. list<u8>
 
-_VAL_SIZE = ctypes.sizeof(ffi.wasmtime_component_val_t)
-_PAYLOAD_OFFSET = ffi.wasmtime_component_val_t.of.offset
-_KIND_U8 = ffi.WASMTIME_COMPONENT_U8.value
-_CHUNK = 64 * 1024
-"""Bytes converted per step. Each step is two short C calls holding the GIL (~1 ms); between steps the
-event loop gets the GIL back, so a large output does not stall other requests."""
-
 _stock_list_to_c = _types.ListType.convert_to_c
 _stock_list_from_c = _types.ListType.convert_from_c
-
-
-def _values(base: int, n: int) -> memoryview:
-    """The value array of a `list<u8>` as flat bytes, without copying it."""
-    return memoryview((ctypes.c_char * (n * _VAL_SIZE)).from_address(base)).cast("B")
 
 
 def _list_to_c(self: Any, store: Any, val: Any, ptr: Any) -> None:
     if not (isinstance(val, bytes | bytearray) and self._is_bytes()):
         return _stock_list_to_c(self, store, val, ptr)  # type: ignore[no-any-return]
-    n = len(val)
-    raw = ffi.wasmtime_component_vallist_t()
-    ffi.wasmtime_component_vallist_new_uninit(raw, n)
-    if n:
-        base = ctypes.addressof(raw.data.contents)
-        ctypes.memset(base, 0, n * _VAL_SIZE)  # a foreign call: runs without the GIL
-        values = _values(base, n)
-        kinds = bytes([_KIND_U8]) * min(n, _CHUNK)
-        source = memoryview(val)
-        # Written in place, step by step: no second buffer of 32 bytes per input byte.
-        for start in range(0, n, _CHUNK):
-            m = min(_CHUNK, n - start)
-            first = start * _VAL_SIZE
-            end = first + m * _VAL_SIZE
-            values[first:end:_VAL_SIZE] = kinds[:m]
-            values[first + _PAYLOAD_OFFSET : end : _VAL_SIZE] = source[start : start + m]
-        values.release()
-    ptr.contents.kind = ffi.WASMTIME_COMPONENT_LIST
-    ptr.contents.of.list = raw
+    wasm_values.lower_bytes(val, ptr.contents)
     return None
 
 
 def _list_from_c(self: Any, c: Any) -> Any:
     if not self._is_bytes():
         return _stock_list_from_c(self, c)
-    assert c.kind == ffi.WASMTIME_COMPONENT_LIST.value
-    try:
-        n = c.of.list.size
-        if n == 0:
-            return b""
-        values = _values(ctypes.addressof(c.of.list.data.contents), n)
-        out = bytearray(n)
-        # The payload byte of every value, read in place step by step (no copy of the value array).
-        for start in range(0, n, _CHUNK):
-            m = min(_CHUNK, n - start)
-            first = start * _VAL_SIZE + _PAYLOAD_OFFSET
-            out[start : start + m] = values[first : first + m * _VAL_SIZE : _VAL_SIZE]
-        values.release()
-        return bytes(out)
-    finally:
-        # u8 values own no memory, so deleting the list frees everything.
-        ffi.wasmtime_component_vallist_delete(ctypes.byref(c.of.list))
+    return wasm_values.lift_bytes(c)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -224,6 +188,8 @@ _stock = {
     "linker_catch_exceptions": _linker.catch_exceptions,
     "maybe_raise_last_exn": _enter.maybe_raise_last_exn,
     "case_test_cache": _types.case_test_cache,
+    "add_func": _linker.LinkerInstance.add_func,
+    "func_call": _func.Func.__call__,
 }
 _applied = False
 
@@ -240,6 +206,8 @@ def apply() -> None:
     _types.ListType.convert_to_c = _list_to_c
     _types.ListType.convert_from_c = _list_from_c
     _types.VariantType._cases = _variant_cases
+    _linker.LinkerInstance.add_func = wasm_calls.add_func
+    _func.Func.__call__ = wasm_calls.func_call
     _applied = True
 
 
@@ -252,6 +220,8 @@ def _restore() -> None:
     _types.ListType.convert_to_c = _stock_list_to_c
     _types.ListType.convert_from_c = _stock_list_from_c
     _types.VariantType._cases = _stock_variant_cases
+    _linker.LinkerInstance.add_func = _stock["add_func"]
+    _func.Func.__call__ = _stock["func_call"]
     _applied = False
 
 
@@ -265,3 +235,19 @@ def unapplied() -> Iterator[None]:
     finally:
         if was_applied:
             apply()
+
+
+@contextmanager
+def stock_calls() -> Iterator[None]:
+    """Temporarily restores only stock calls across the boundary (fixes 5 and 6), keeping the other fixes:
+    the baseline of `bench/boundary.py`. Host functions keep the `func_impl` of the linker they were
+    defined on, so build linkers inside."""
+    was_applied = _applied
+    _linker.LinkerInstance.add_func = _stock["add_func"]
+    _func.Func.__call__ = _stock["func_call"]
+    try:
+        yield
+    finally:
+        if was_applied:
+            _linker.LinkerInstance.add_func = wasm_calls.add_func
+            _func.Func.__call__ = wasm_calls.func_call

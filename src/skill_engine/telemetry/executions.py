@@ -93,8 +93,8 @@ class Execution:
         status = metric_status(error)
         elapsed = time.perf_counter() - self.started
         metrics = self.metrics
-        metrics.executions.labels(self.namespace, self.name, status).inc()
-        metrics.execution_duration.labels(self.namespace, self.name, status).observe(elapsed)
+        metrics.executions_child(self.namespace, self.name, status).inc()
+        metrics.execution_duration_child(self.namespace, self.name, status).observe(elapsed)
         fields = {"namespace": self.namespace, "skill": self.name, "status": status}
         if error is None:
             log.info("Skill executed successfully", extra=fields)

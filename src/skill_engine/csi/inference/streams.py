@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
 import httpx
+import orjson
 from httpx_sse import EventSource, SSEError
 
 from skill_engine.csi.errors import CsiError
@@ -30,16 +31,24 @@ async def sse_data(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
                 continue  # a comment, a keep-alive or an event without data
             if data.strip() == "[DONE]":
                 return
-            try:
-                parsed = json.loads(data)
-            except ValueError:
-                raise CsiError(f"The inference backend sent an invalid stream chunk: {data[:200]}") from None
+            parsed = _loads(data)
             if isinstance(parsed, dict):
                 if "error" in parsed and "choices" not in parsed:
                     raise CsiError(f"The inference backend reported an error mid-stream: {parsed['error']}")
                 yield parsed
     except SSEError as e:
         raise CsiError(f"The inference backend did not answer with an event stream: {e}") from None
+
+
+def _loads(data: str) -> Any:
+    """orjson, and json for what only json accepts (`NaN`, integers beyond 64 bits): same results."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise CsiError(f"The inference backend sent an invalid stream chunk: {data[:200]}") from None
 
 
 class UpstreamStream(Generic[Event]):

@@ -1,0 +1,320 @@
+"""The boundary fast path (`runtime/boundary/`, fixes 5 and 6 in
+`wasmtime_fixes`): the same values as stock wasmtime-py for every type real components of each WIT line
+pass, and the type trees are built once per function type instead of on every call.
+
+The round trips cross the two implementations (ours lowers, stock lifts, and the other way round), over
+sample values of every parameter and result type of every import and export of components built for
+`pharia:skill` 0.2, 0.3, 0.4 and 0.5; the guest-facing behaviour is covered end to end by the e2e tests
+(tests/e2e/test_wit_versions.py, test_wit_alpha.py, test_stream.py, test_csi_*.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import wasmtime
+from wasmtime import _ffi as ffi
+from wasmtime.component import Component, FuncType, Linker, Record, ResourceType, Variant, _linker, _types
+
+from skill_engine.runtime import wasmtime_fixes
+from skill_engine.runtime.boundary import calls as wasm_calls
+from skill_engine.runtime.boundary import convert as wasm_convert
+from skill_engine.runtime.compiler import ArtifactCache, Compiler
+from skill_engine.runtime.engine import make_config
+from tests.support.skills import WIT, build_raw_skill, unstable_copy
+
+
+@pytest.fixture(scope="module")
+def engine() -> wasmtime.Engine:
+    wasmtime_fixes.apply()
+    return wasmtime.Engine(make_config())
+
+
+def load(engine: wasmtime.Engine, wasm: Path, compiled_cache: Path) -> Component:
+    compiler = Compiler(ArtifactCache(compiled_cache, 10 * 1024**3))
+    artifact = asyncio.run(compiler.compiled(wasm.read_bytes(), wasm.stem))
+    return Component.deserialize_file(engine, str(artifact))
+
+
+@pytest.fixture(scope="module")
+def components(
+    engine: wasmtime.Engine, probe_wasm: Path, streamer_wasm: Path, compiled_cache: Path
+) -> dict[str, Component]:
+    wasms = {
+        "0.2": build_raw_skill("wit_v0_2", WIT / "skill@0.2", "skill"),
+        "0.3": probe_wasm,
+        "0.3 stream": streamer_wasm,
+        "0.4": build_raw_skill("wit_v0_4_stream", WIT / "skill@0.4", "message-stream-skill"),
+        "0.5": build_raw_skill(
+            "wit_v0_4", unstable_copy(WIT / "skill@0.4", "0.5.0", "alpha"), "skill", "alpha"
+        ),
+    }
+    return {line: load(engine, wasm, compiled_cache) for line, wasm in wasms.items()}
+
+
+def function_types(engine: wasmtime.Engine, component: Component) -> dict[str, FuncType]:
+    """Every function a component imports from `pharia:skill` or exports, by `interface#name`."""
+    found: dict[str, FuncType] = {}
+    items = {**component.type.imports(engine), **component.type.exports(engine)}
+    for interface, item in items.items():
+        if not interface.startswith("pharia:"):
+            continue
+        for name, extern in item.ty.exports(engine).items():
+            if isinstance(extern.ty, FuncType):
+                found[f"{interface}#{name}"] = extern.ty
+    return found
+
+
+def samples(ty: Any) -> list[Any]:
+    """A few values of `ty`, covering each case of variants, options, results and enums; [] if `ty`
+    holds something without a plain value (resources)."""
+    simple: dict[type, list[Any]] = {
+        _types.Bool: [True, False],
+        _types.S32: [0, -7],
+        _types.S64: [-(2**40)],
+        _types.U8: [255],
+        _types.U32: [0, 4096],
+        _types.U64: [2**40],
+        _types.F32: [0.5, -2.0],
+        _types.F64: [0.25, 1e300],
+        _types.Char: ["x", "€"],
+        _types.String: ["", "héllo wörld", "🙂"],
+    }
+    if type(ty) in simple:
+        return simple[type(ty)]
+    if isinstance(ty, _types.ListType):
+        if ty._is_bytes():
+            return [b"", bytes(range(256))]
+        element = samples(ty.element)
+        return [[], element[:3]] if element else []
+    if isinstance(ty, _types.RecordType):
+        per_field = [(name, samples(field)) for name, field in ty.fields]
+        if any(not values for _, values in per_field):
+            return []
+        out = []
+        for pick in (0, -1):
+            value = Record()
+            for name, values in per_field:
+                setattr(value, name, values[pick])
+            out.append(value)
+        return out
+    if isinstance(ty, _types.TupleType):
+        elements = [samples(e) for e in ty.elements]
+        return [tuple(e[0] for e in elements)] if all(elements) else []
+    if isinstance(ty, _types.EnumType):
+        return list(ty.names)
+    if isinstance(ty, _types.VariantLikeType):
+        tagged = ty._tagged()
+        out = []
+        for name, case in ty._cases():
+            payloads = [None] if case is None else samples(case)[:2]
+            for payload in payloads:
+                out.append(Variant(name, payload) if tagged else payload)
+        return out
+    return []
+
+
+def round_trips(ty: Any, store: wasmtime.Store, value: Any) -> list[Any]:
+    """`value` lowered by ours and lifted by stock, and lowered by stock and lifted by ours."""
+    lower, lift = wasm_convert.lowerer(ty), wasm_convert.lifter(ty)
+    ours = ffi.wasmtime_component_val_t()
+    lower(store, value, ours)
+    stock = ffi.wasmtime_component_val_t()
+    ty.convert_to_c(store, value, ctypes.pointer(stock))
+    return [ty.convert_from_c(ours), lift(stock)]
+
+
+def test_every_value_shape_of_every_wit_line_round_trips_like_stock(
+    engine: wasmtime.Engine, components: dict[str, Component]
+) -> None:
+    store = wasmtime.Store(engine)
+    checked: dict[str, int] = {}
+    failures: list[str] = []
+    for line, component in components.items():
+        for function, fty in function_types(engine, component).items():
+            types = [ty for _, ty in fty.params] + ([fty.result] if fty.result is not None else [])
+            for ty in types:
+                for value in samples(ty):
+                    checked[line] = checked.get(line, 0) + 1
+                    for back in round_trips(ty, store, value):
+                        if not (back == value and value == back and type(back) is type(value)):
+                            failures.append(f"{line} {function}: {value!r} came back as {back!r}")
+    assert failures == []
+    # Every line contributes real shapes (records, variants, options, enums, lists of records, strings).
+    assert set(checked) == {"0.2", "0.3", "0.3 stream", "0.4", "0.5"}
+    assert all(count >= 10 for count in checked.values()), checked
+
+
+@pytest.mark.parametrize(
+    "value",
+    [object(), 3, "text", Variant("no-such-case"), [1], None],
+    ids=["object", "int", "str", "unknown-case", "list", "none"],
+)
+def test_a_value_of_the_wrong_shape_fails_as_on_stock(
+    engine: wasmtime.Engine, components: dict[str, Component], value: Any
+) -> None:
+    """Wrong values raise the same exception type and message as stock wasmtime-py."""
+    store = wasmtime.Store(engine)
+    compared = 0
+    for fty in function_types(engine, components["0.3"]).values():
+        for _, ty in fty.params:
+            if not samples(ty) or isinstance(ty, _types.RecordType):
+                continue  # stock reads record fields with getattr: AttributeError either way
+            try:
+                ty.convert_to_c(store, value, ctypes.pointer(ffi.wasmtime_component_val_t()))
+                stock = "accepted"
+            except Exception as e:
+                stock = f"{type(e).__name__}: {e}"
+            try:
+                wasm_convert.lowerer(ty)(store, value, ffi.wasmtime_component_val_t())
+                ours = "accepted"
+            except Exception as e:
+                ours = f"{type(e).__name__}: {e}"
+            assert ours == stock, f"{ty!r}: {ours} != {stock}"
+            compared += 1
+    assert compared > 5
+
+
+# -- built once per function type instead of per call (fails with the fixes unapplied) ----------------
+
+
+def tree_walks_in_calls(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, component: Component
+) -> int:
+    """How many value types are built from the C API during the 2nd to 4th of four `run` export calls,
+    each calling host imports that lift their arguments (a `chat` call) and then raise."""
+
+    class Raised(Exception):
+        pass
+
+    lifted: list[int] = []
+
+    def raiser(_store: Any, *args: Any) -> Any:
+        lifted.append(len(args))
+        raise Raised
+
+    linker = Linker(engine)
+    linker.add_wasip2()
+    with linker.root() as root:
+        for interface, item in component.type.imports(engine).items():
+            if interface.startswith("pharia:"):
+                with root.add_instance(interface) as instance:
+                    for n, (name, extern) in enumerate(item.ty.exports(engine).items()):
+                        if isinstance(extern.ty, ResourceType):
+                            instance.add_resource(name, ResourceType.host(100 + n), lambda _s, _r: None)
+                        elif isinstance(extern.ty, FuncType):
+                            instance.add_func(name, raiser)
+    interface = component.get_export_index("pharia:skill/skill-handler@0.3.11")
+    run = component.get_export_index("run", interface)
+    counted = [0]
+    stock = _types.valtype_from_ptr
+
+    def counting(*args: Any) -> Any:
+        counted[0] += 1
+        return stock(*args)
+
+    for call in range(4):
+        if call == 1:
+            monkeypatch.setattr(_types, "valtype_from_ptr", counting)
+        store = wasmtime.Store(engine)
+        store.set_wasi(wasmtime.WasiConfig())
+        store.set_epoch_deadline(1 << 40)
+        with pytest.raises(Raised):
+            linker.instantiate(store, component).get_func(store, run)(store, b'{"mode":"chat","text":"x"}')
+        store.close()
+    monkeypatch.undo()
+    assert lifted == [1, 1, 1, 1]  # the host import was reached and lifted its request every time
+    return counted[0]
+
+
+def test_function_types_are_not_rebuilt_on_every_call(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine, components: dict[str, Component]
+) -> None:
+    """Fixes 5 and 6: stock wasmtime-py rebuilds the Python type tree of a host import on every call
+    (`func_impl`) and of an export on every call (`Func.__call__`); counted rather than timed."""
+    with wasmtime_fixes.unapplied():
+        assert tree_walks_in_calls(monkeypatch, engine, components["0.3"]) > 3 * 5
+    assert tree_walks_in_calls(monkeypatch, engine, components["0.3"]) == 0
+
+
+def test_a_host_function_caches_one_signature_per_function_type(engine: wasmtime.Engine) -> None:
+    """Two components importing the same name with different types each get their own converters (a
+    cache keyed by the definition alone would hand one the other's), and the cache stays bounded."""
+    component_of = {
+        ty: Component(
+            engine,
+            f"""(component
+              (import "host" (instance $h (export "f" (func (param "x" {ty}) (result {ty})))))
+              (core func $f (canon lower (func $h "f")))
+              (core module $m (import "" "f" (func $f {core})) (func (export "call") {body}))
+              (core instance $i (instantiate $m (with "" (instance (export "f" (func $f))))))
+              (func (export "call") (canon lift (core func $i "call"))))""",
+        )
+        for ty, core, body in [
+            ("u32", "(param i32) (result i32)", "(drop (call $f (i32.const 7)))"),
+            ("bool", "(param i32) (result i32)", "(drop (call $f (i32.const 1)))"),
+        ]
+    }
+    seen: list[Any] = []
+
+    def echo(_store: Any, x: Any) -> Any:
+        seen.append(x)
+        return x
+
+    linker = Linker(engine)
+    with linker.root() as root, root.add_instance("host") as instance:
+        instance.add_func("f", echo)
+    for _ in range(2):
+        for component in component_of.values():
+            store = wasmtime.Store(engine)
+            store.set_epoch_deadline(1 << 40)
+            linker.instantiate(store, component).get_func(store, "call")(store)
+    assert seen == [7, True, 7, True]
+    hosts = [f for f in _linker.FUNCTIONS.handles.values() if getattr(f, "func", None) is echo]
+    assert len(hosts) == 1 and len(hosts[0].signatures) == 2
+    # Bounded: a cache of one keeps one, and still answers each type with its own signature.
+    cache = wasm_calls.SignatureCache(1)
+    for _ in range(2):
+        for component in component_of.values():
+            fty = component.type.exports(engine)["call"].ty
+            assert cache.get(fty.ptr()).nparams == 0
+            assert len(cache) == 1
+
+
+def test_host_calls_from_many_threads_keep_their_own_values(engine: wasmtime.Engine) -> None:
+    """The signature cache is shared by threads calling the same host function at once."""
+    component = Component(
+        engine,
+        """(component
+          (import "host" (instance $h (export "f" (func (param "x" u32) (result u32)))))
+          (core func $f (canon lower (func $h "f")))
+          (core module $m (import "" "f" (func $f (param i32) (result i32)))
+            (func (export "call") (param i32) (result i32) (call $f (local.get 0))))
+          (core instance $i (instantiate $m (with "" (instance (export "f" (func $f))))))
+          (func (export "call") (param "x" u32) (result u32) (canon lift (core func $i "call"))))""",
+    )
+    linker = Linker(engine)
+    with linker.root() as root, root.add_instance("host") as instance:
+        instance.add_func("f", lambda _store, x: x * 2)
+    wrong: list[tuple[int, Any]] = []
+
+    def work(base: int) -> None:
+        store = wasmtime.Store(engine)
+        store.set_epoch_deadline(1 << 40)
+        call = linker.instantiate(store, component).get_func(store, "call")
+        for i in range(200):
+            got = call(store, base + i)
+            if got != 2 * (base + i):
+                wrong.append((base + i, got))
+
+    threads = [threading.Thread(target=work, args=(k * 1000,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
