@@ -41,6 +41,7 @@ def test_concurrency_short(probe_wasm: Path, compiled_cache: Path) -> None:
     out = run_bench("bench.concurrency", compiled_cache)
     assert "| 16 |" in out
     assert "ratio = engine time / native time" in out
+    assert "| CPU ms per call engine/native | client+backend CPU ms per call engine/native round |" in out
 
 
 @pytest.mark.timeout(1000)
