@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import wasmtime
-from wasmtime.component import Component, FuncType, Linker, ResourceHost, ResourceType
+from wasmtime.component import Component, Linker, ResourceHost
 
 from skill_engine.csi.types import ChatAppend, ChatBegin, ChatEnd, FinishReason
 from skill_engine.runtime import wasmtime_fixes
@@ -35,6 +35,7 @@ from skill_engine.runtime.bindings import CHAT_STREAM_TYPE, COMPLETION_STREAM_TY
 from skill_engine.runtime.bindings.v0_3_convert import from_chat_event
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.engine import make_config
+from tests.support.linkers import stub_linker
 from tests.support.skills import build_skill
 
 HOST_RESOURCES = {
@@ -79,21 +80,8 @@ def unexpected(_store: Any, *_args: Any) -> Any:
 
 
 def linker_for(engine: wasmtime.Engine, component: Component, host: Host) -> Linker:
-    linker = Linker(engine)
-    linker.add_wasip2()
     functions = host.functions()
-    with linker.root() as root:
-        for interface, item in component.type.imports(engine).items():
-            if not interface.startswith("pharia:"):
-                continue
-            with root.add_instance(interface) as instance:
-                for n, (name, extern) in enumerate(item.ty.exports(engine).items()):
-                    if isinstance(extern.ty, ResourceType):
-                        type_id = HOST_RESOURCES.get(name, 100 + n)
-                        instance.add_resource(name, ResourceType.host(type_id), lambda _s, _r: None)
-                    elif isinstance(extern.ty, FuncType):
-                        instance.add_func(name, functions.get(name, unexpected))
-    return linker
+    return stub_linker(engine, component, lambda name: functions.get(name, unexpected), HOST_RESOURCES)
 
 
 def cpu_per_call(

@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 import wasmtime
 from wasmtime import _ffi as ffi
-from wasmtime.component import Component, FuncType, Linker, Record, ResourceType, Variant, _linker, _types
+from wasmtime.component import Component, FuncType, Linker, Record, Variant, _linker, _types
 
 from skill_engine.runtime import wasmtime_fixes
 from skill_engine.runtime.boundary import calls as wasm_calls
 from skill_engine.runtime.boundary import convert as wasm_convert
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.engine import make_config
+from tests.support.linkers import stub_linker
 from tests.support.skills import WIT, build_raw_skill, unstable_copy
 
 
@@ -198,17 +199,7 @@ def tree_walks_in_calls(
         lifted.append(len(args))
         raise Raised
 
-    linker = Linker(engine)
-    linker.add_wasip2()
-    with linker.root() as root:
-        for interface, item in component.type.imports(engine).items():
-            if interface.startswith("pharia:"):
-                with root.add_instance(interface) as instance:
-                    for n, (name, extern) in enumerate(item.ty.exports(engine).items()):
-                        if isinstance(extern.ty, ResourceType):
-                            instance.add_resource(name, ResourceType.host(100 + n), lambda _s, _r: None)
-                        elif isinstance(extern.ty, FuncType):
-                            instance.add_func(name, raiser)
+    linker = stub_linker(engine, component, lambda _name: raiser)
     interface = component.get_export_index("pharia:skill/skill-handler@0.3.11")
     run = component.get_export_index("run", interface)
     counted = [0]

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 import wasmtime
 from wasmtime import _ffi as ffi
-from wasmtime.component import Component, FuncType, Linker, ResourceType, Variant
+from wasmtime.component import Component, Linker, Variant
 
 from skill_engine.runtime import wasmtime_fixes
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.engine import make_config
+from tests.support.linkers import stub_linker
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +59,7 @@ def raising_linker(engine: wasmtime.Engine, component: Component) -> Linker:
     def raiser(_store: Any, *_args: Any) -> Any:
         raise Marker(threading.get_ident())
 
-    linker = Linker(engine)
-    linker.add_wasip2()
-    with linker.root() as root:
-        for interface, item in component.type.imports(engine).items():
-            if not interface.startswith("pharia:"):
-                continue
-            with root.add_instance(interface) as instance:
-                for n, (name, extern) in enumerate(item.ty.exports(engine).items()):
-                    if isinstance(extern.ty, ResourceType):
-                        instance.add_resource(name, ResourceType.host(100 + n), lambda _s, _r: None)
-                    elif isinstance(extern.ty, FuncType):
-                        instance.add_func(name, raiser)
-    return linker
+    return stub_linker(engine, component, lambda _name: raiser)
 
 
 def in_threads(count: int, work: Callable[[], None]) -> None:
