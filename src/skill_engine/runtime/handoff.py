@@ -36,7 +36,7 @@ def submit(
         except BaseException as e:
             _hand_over(loop, _set_exception, future, e)
         else:
-            _hand_over(loop, _set_result, future, result)
+            _hand_over(loop, settle, future, result)
         finally:
             _later.tasks = None
             for task in later:
@@ -62,13 +62,14 @@ def after_hand_over(task: Callable[[], None]) -> None:
         _later.tasks.append(task)
 
 
-def _hand_over(loop: asyncio.AbstractEventLoop, settle: Callable[..., None], *args: Any) -> None:
+def _hand_over(loop: asyncio.AbstractEventLoop, finish: Callable[..., None], *args: Any) -> None:
     # RuntimeError: the loop closed (shutdown) while the guest ran, nobody waits any more.
     with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(settle, *args)
+        loop.call_soon_threadsafe(finish, *args)
 
 
-def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+def settle(future: asyncio.Future[Any], result: Any = None) -> None:
+    """Sets a loop future's result unless it is already done (cancelled, or settled by someone else)."""
     if not future.done():
         future.set_result(result)
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from skill_engine.csi.calls import CsiContext
 from skill_engine.csi.errors import CsiError
+from skill_engine.runtime.handoff import settle
 from skill_engine.runtime.stream_output import CLOSED, FULL, StreamOutput
 from skill_engine.telemetry.tracing import current_trace_id
 
@@ -184,7 +185,7 @@ class Invocation:
         if self.stop_reason is None:
             self.stop_reason = reason
         if not self.stopped.done() and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(_settle, self.stopped)
+            self.loop.call_soon_threadsafe(settle, self.stopped)
         with self._lock:
             pending = list(self._pending)
         for future in pending:
@@ -224,8 +225,3 @@ class Invocation:
                 buffer.clear()
         if self._log_truncated:
             log.warning("skill output truncated after %d bytes", self._log_limit, extra=self._log_fields)
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from skill_engine.runtime.handoff import settle
+
 WRITTEN = 0
 FULL = 1
 """`write` outcomes besides stopped: the item is buffered; the wait for room timed out."""
@@ -63,7 +65,7 @@ class StreamOutput:
             self._items.append(item)
             getter, self._getter = self._getter, None
         if getter is not None and not self._loop.is_closed():  # closed: the engine is shutting down
-            self._loop.call_soon_threadsafe(_wake, getter)
+            self._loop.call_soon_threadsafe(settle, getter)
         return WRITTEN
 
     async def put(self, item: Any) -> None:
@@ -101,7 +103,7 @@ class StreamOutput:
         self._items.append(item)
         getter, self._getter = self._getter, None
         if getter is not None:
-            _wake(getter)
+            settle(getter)
 
     # -- the consumer (on the loop) --------------------------------------------------------------------
 
@@ -134,10 +136,5 @@ class StreamOutput:
                     if self._getter is getter:
                         self._getter = None
         for room in putters:
-            _wake(room)
+            settle(room)
         return items
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
