@@ -1,16 +1,22 @@
-"""Upstream event streams are parsed by httpx-sse (csi/inference/streams.py `sse_data`)."""
+"""Upstream event streams (csi/inference/streams.py `sse_data`): httpx-sse's rules, split on bytes by the
+engine; the same payloads and the same errors as httpx-sse for any body, however it is chunked."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+import random
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from httpx_sse import EventSource, SSEError
 
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference.streams import sse_data
+from skill_engine.csi.inference.streams import SseSplitter, sse_data
 
 
 def payloads(body: bytes, content_type: str = "text/event-stream") -> list[dict[str, Any]]:
@@ -19,6 +25,115 @@ def payloads(body: bytes, content_type: str = "text/event-stream") -> list[dict[
         return [chunk async for chunk in sse_data(response)]
 
     return asyncio.run(collect())
+
+
+class Chunks(httpx.AsyncByteStream):
+    def __init__(self, chunks: Sequence[bytes]) -> None:
+        self.chunks = chunks
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks:
+            yield chunk
+
+
+async def httpx_sse_payloads(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """What the engine did before it split events itself (session 5's `sse_data`), the reference."""
+    try:
+        async for event in EventSource(response).aiter_sse():
+            data = event.data
+            if not data:
+                continue
+            if data.strip() == "[DONE]":
+                return
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                try:
+                    parsed = json.loads(data)
+                except ValueError:
+                    message = f"The inference backend sent an invalid stream chunk: {data[:200]}"
+                    raise CsiError(message) from None
+            if isinstance(parsed, dict):
+                if "error" in parsed and "choices" not in parsed:
+                    raise CsiError(f"The inference backend reported an error mid-stream: {parsed['error']}")
+                yield parsed
+    except SSEError as e:
+        raise CsiError(f"The inference backend did not answer with an event stream: {e}") from None
+
+
+def outcome(read: Any, chunks: Sequence[bytes], content_type: str) -> tuple[list[Any], str | None]:
+    """(payloads, error message or None) of reading `chunks` as one response body."""
+
+    async def collect() -> tuple[list[Any], str | None]:
+        response = httpx.Response(200, headers={"content-type": content_type}, stream=Chunks(chunks))
+        seen: list[Any] = []
+        try:
+            async for payload in read(response):
+                seen.append(payload)
+        except CsiError as e:
+            return seen, str(e)
+        return seen, None
+
+    return asyncio.run(collect())
+
+
+PIECES = [
+    b'data: {"id": 1}\n\n',
+    b'data: {"id": 2}\r\n\r\n',
+    b'data: {"id": 3}\r\r',
+    b'data:{"a": [1,\ndata: 2]}\n\n',
+    b'data: {"m": 1,\r\ndata: "k": 2}\r\n\r\n',
+    b"data\n\n",
+    b"data:\n\n",
+    b": keep-alive\n\n",
+    b"event: ping\nid: 7\nretry: 10\n\n",
+    b'id: 1\ndata: {"x": "\xc3\xbc\xf0\x9f\x98\x80"}\n\n',
+    b'data: {"bad": "\xff\xfe"}\n\n',
+    b'data: {"e": "\xe2\x82"}\n\n',
+    b'\xef\xbb\xbfdata: {"bom": 1}\n\n',
+    b'data: {"n": NaN}\n\n',
+    b"data: [1, 2]\n\n",
+    b'DATA: {"case": 1}\n\n',
+    b'data : {"space": 1}\n\n',
+    b'data:  {"two": 1}\n\n',
+    b"\n\n\r\n",
+    b"data: [DONE]\n\n",
+    b"data:  [DONE] \n\n",
+    b'data: {"error": "overloaded"}\n\n',
+    b'data: {"error": "x", "choices": []}\n\n',
+    b"data: {nope\n\n",
+    b'data: {"last": 1}',
+    b'data: {"last": 2}\n',
+    b'data: {"last": 3}\r',
+]
+
+
+def test_the_same_payloads_and_errors_as_httpx_sse_however_the_body_is_chunked() -> None:
+    rng = random.Random(15)
+    for _ in range(600):
+        body = b"".join(rng.choice(PIECES) for _ in range(rng.randint(0, 6)))
+        cuts = sorted(rng.sample(range(len(body) + 1), k=min(len(body) + 1, rng.randint(0, 8))))
+        chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True) if body[a:b]]
+        content_type = rng.choice(["text/event-stream", "text/event-stream; charset=utf-8", "text/plain"])
+        assert outcome(sse_data, chunks, content_type) == outcome(httpx_sse_payloads, chunks, content_type), (
+            chunks,
+            content_type,
+        )
+
+
+def test_a_charset_other_than_utf8_is_decoded_as_declared() -> None:
+    chunks = ['data: {"t": "\u00fc"}\n\n'.encode("utf-16-le")]
+    content_type = "text/event-stream; charset=utf-16-le"
+    assert outcome(sse_data, chunks, content_type) == ([{"t": "ü"}], None)
+    assert outcome(sse_data, chunks, content_type) == outcome(httpx_sse_payloads, chunks, content_type)
+
+
+def test_the_splitter_keeps_a_line_cut_anywhere() -> None:
+    splitter = SseSplitter()
+    assert splitter.feed(b"da") == []
+    assert splitter.feed(b"ta: 1\r") == []
+    assert splitter.feed(b"\ndata: 2\r") == []
+    assert splitter.feed(b"\r") == [b"1\n2"]
 
 
 def test_a_data_field_over_several_lines_is_one_payload() -> None:
