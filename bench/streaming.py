@@ -163,6 +163,13 @@ class Row:
 _models = itertools.count()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid`, all its threads (Linux `/proc/PID/stat`)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def concurrent(
     open_stream: Callable[[httpx.Client, str], AbstractContextManager[httpx.Response]],
     marker: bytes,
@@ -247,9 +254,13 @@ def main() -> None:
     skill_url = f"{engine.url}/v1/skills/bench/streamer/message-stream"
     direct_url = f"{server.url}/v1/chat/completions"
     rows: dict[tuple[str, int], Row] = {}
+    cpu_per_event: dict[int, float] = {}
+    """Engine CPU (all threads) per event, µs, by concurrent streams: the client and backend share the box."""
     try:
         with httpx.Client(timeout=600) as warm:  # compile + warm-up
-            measure(lambda m: warm.stream("POST", skill_url, json=skill_body(m)), b"event: ", "warm-up")
+            warm_up = measure(
+                lambda m: warm.stream("POST", skill_url, json=skill_body(m)), b"event: ", "warm-up"
+            )
         for streams in stream_counts:
             rows[("backend directly", streams)] = concurrent(
                 lambda c, m: c.stream("POST", direct_url, json=direct_body(m)),
@@ -258,6 +269,8 @@ def main() -> None:
                 runs,
                 server,
             )
+            assert engine.process is not None
+            cpu_before = cpu_seconds(engine.process.pid)
             rows[("through the engine", streams)] = concurrent(
                 lambda c, m: c.stream("POST", skill_url, json=skill_body(m)),
                 b"event: ",
@@ -265,16 +278,22 @@ def main() -> None:
                 runs,
                 server,
             )
+            events = warm_up.events * streams * runs  # every stream of these words has as many events
+            cpu_per_event[streams] = (cpu_seconds(engine.process.pid) - cpu_before) / events * 1e6
     finally:
         engine.stop()
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"{runs} rounds of streams of {words} words each\n")
-    print("| path | concurrent streams | median ms to first event | events/s (sum over streams) |")
-    print("|---|---|---|---|")
+    print(
+        "| path | concurrent streams | median ms to first event | events/s (sum over streams) "
+        "| engine CPU µs per event |"
+    )
+    print("|---|---|---|---|---|")
     for (label, streams), row in rows.items():
-        print(f"| {label} | {streams} | {row.first_ms:.1f} | {row.rate:.0f} |")
+        cpu = f"{cpu_per_event[streams]:.0f}" if label == "through the engine" else "-"
+        print(f"| {label} | {streams} | {row.first_ms:.1f} | {row.rate:.0f} | {cpu} |")
     print()
     print("Where the first event's time went (medians over streams, ms):\n")
     print(

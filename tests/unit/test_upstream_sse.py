@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from httpx_sse import EventSource, SSEError
 
 from skill_engine.csi.errors import CsiError
-from skill_engine.csi.inference.streams import SseSplitter, sse_data
+from skill_engine.csi.inference.streams import DRAIN_SECONDS, SseSplitter, sse_data
 
 
 def payloads(body: bytes, content_type: str = "text/event-stream") -> list[dict[str, Any]]:
@@ -28,12 +29,17 @@ def payloads(body: bytes, content_type: str = "text/event-stream") -> list[dict[
 
 
 class Chunks(httpx.AsyncByteStream):
-    def __init__(self, chunks: Sequence[bytes]) -> None:
+    def __init__(self, chunks: Sequence[bytes], then_hang: bool = False) -> None:
         self.chunks = chunks
+        self.then_hang = then_hang
+        self.ended = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for chunk in self.chunks:
             yield chunk
+        if self.then_hang:
+            await asyncio.sleep(3600)
+        self.ended = True
 
 
 async def httpx_sse_payloads(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
@@ -163,3 +169,26 @@ def test_payloads_parse_as_the_standard_library_parses_them() -> None:
     assert math.isnan(chunk["n"])
     assert chunk["big"] == 123456789012345678901234567890
     assert chunk["t"] == "ü😀"
+
+
+def test_the_body_after_done_is_read_to_its_end_so_the_connection_can_be_reused() -> None:
+    """httpcore pools a connection only once its response body was read to the end."""
+
+    async def read(body: Chunks) -> tuple[list[Any], float]:
+        response = httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=body)
+        started = time.monotonic()
+        seen = [payload async for payload in sse_data(response)]
+        return seen, time.monotonic() - started
+
+    rest = Chunks([b'data: {"id": 1}\n\ndata: [DONE]\n\n', b": bye\n\n", b"data: {}\n\n"])
+    assert asyncio.run(read(rest))[0] == [{"id": 1}]
+    assert rest.ended
+
+    too_much = Chunks([b"data: [DONE]\n\n", *[b": x" * 30000] * 3])
+    assert asyncio.run(read(too_much))[0] == []
+    assert not too_much.ended  # at most DRAIN_BYTES more are read
+
+    hangs = Chunks([b'data: {"id": 1}\n\ndata: [DONE]\n\n'], then_hang=True)
+    seen, took = asyncio.run(read(hangs))
+    assert seen == [{"id": 1}]
+    assert took < DRAIN_SECONDS + 1.0

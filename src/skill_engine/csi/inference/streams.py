@@ -31,6 +31,11 @@ Event = TypeVar("Event")
 
 NOT_AN_EVENT_STREAM = "The inference backend did not answer with an event stream: {}"
 _DONE = b"[DONE]"
+DRAIN_SECONDS = 0.05
+DRAIN_BYTES = 65536
+"""After `[DONE]` the rest of the body (normally only the chunked encoding's end) is read for at most this
+long and this much, so that the connection goes back to the pool instead of a new one (and for an https
+backend a TLS handshake) per stream; what does not end by then is closed, as before."""
 
 
 class SseSplitter:
@@ -138,6 +143,7 @@ class SseReader:
                 if _DONE in data and data.decode("utf-8", "replace").strip() == "[DONE]":
                     self._ended = True
                     payloads.clear()
+                    await self._drain()
                     return None
                 parsed = _loads_bytes(data)
                 if isinstance(parsed, dict):
@@ -154,6 +160,19 @@ class SseReader:
                 self._ended = True
                 return None
             payloads.extend(self._splitter.feed(chunk))
+
+    async def _drain(self) -> None:
+        """Reads the body to its end, bounded; failures are ignored (the response is closed next anyway)."""
+        assert self._chunks is not None
+        received = 0
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for chunk in self._chunks:
+                    received += len(chunk)
+                    if received > DRAIN_BYTES:
+                        return
+        except Exception:  # a timeout or a broken body: closing the response is what remains
+            pass
 
 
 async def sse_data(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
