@@ -34,23 +34,33 @@ T = TypeVar("T")
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Awaits `work`, cancelling it if the client goes away first (the body must be fully read)."""
-    task = asyncio.ensure_future(work)
+    """Awaits `work`, cancelling it if the client goes away first (the body must be fully read).
+
+    `work` runs in the request's own task, at once; only the wait for the client's disconnect is a task
+    of its own, which cancels the request's task if the client leaves before `work` is done.
+    """
+    current = asyncio.current_task()
+    assert current is not None
+    gone = False
 
     async def disconnected() -> None:
+        nonlocal gone
         while (await request.receive())["type"] != "http.disconnect":
             pass
+        gone = True
+        current.cancel()
 
     watcher = asyncio.ensure_future(disconnected())
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        current.uncancel()  # the cancellation was ours: raised as the client's, not the server's
+        log.info("client disconnected: invocation of %s cancelled", request.url.path)
+        raise asyncio.CancelledError from None
     finally:
         watcher.cancel()
-    if not task.done():
-        task.cancel()
-        log.info("client disconnected: invocation of %s cancelled", request.url.path)
-        raise asyncio.CancelledError
-    return task.result()
 
 
 class SkillRoutes:
@@ -97,7 +107,8 @@ class SkillRoutes:
         token = bearer_token(request)
         input = await json_body(request)
         skill = await self.store.fetch(namespace, name)
-        with self.telemetry.execution(namespace, name).record():
+        # The span's end and the outcome's metrics and log line wait until the response was sent.
+        with self.telemetry.execution(namespace, name).record(defer=True):
             if isinstance(skill, BuiltinSkill):
                 raise skill.run_error()
             if skill.kind is SkillKind.MESSAGE_STREAM:

@@ -1,5 +1,8 @@
 """ASGI middleware: per request a server span, the HTTP metrics and one log line.
 
+Work a route defers until its response has been sent (telemetry/after_response.py) runs here, after the
+application returned and before the request's own span ends.
+
 The span continues an incoming `traceparent` and the response names it in its own `traceparent`. Span name
 and the `path` label are the matched route template (`POST /v1/skills/{namespace}/{name}/run`); requests
 that match no route or not its method (404/405) are not counted, as in PhariaEngine. Streaming responses
@@ -20,7 +23,7 @@ from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from skill_engine import telemetry
-from skill_engine.telemetry import Telemetry
+from skill_engine.telemetry import Telemetry, after_response
 
 log = logging.getLogger("skill_engine.http")
 
@@ -70,6 +73,7 @@ class TelemetryMiddleware:
         method: str = scope["method"]
         status = 500
         span, context_token, extra_headers = self._start_span(scope, method)
+        deferred, deferred_token = after_response.begin()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status
@@ -86,7 +90,9 @@ class TelemetryMiddleware:
                 span.record_exception(e)
             raise
         finally:
-            self._observe(scope, method, status, time.perf_counter() - started, span)
+            elapsed = time.perf_counter() - started
+            after_response.end(deferred, deferred_token)  # what the route left for after its response
+            self._observe(scope, method, status, elapsed, span)
             if context_token is not None:
                 otel_context.detach(context_token)
             telemetry.deactivate(token)

@@ -83,14 +83,19 @@ class Telemetry:
 
     @contextlib.contextmanager
     def span(
-        self, name: str, attributes: Mapping[str, AttributeValue] | None = None
+        self,
+        name: str,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        *,
+        end_on_exit: bool = True,
     ) -> Iterator[Span | None]:
-        """A span under the current one, or nothing when tracing is off (cheap: one attribute check)."""
+        """A span under the current one, or nothing when tracing is off (cheap: one attribute check).
+        With `end_on_exit=False` the caller ends it (`span.end()`), e.g. after the response was sent."""
         tracer = self.tracing.tracer
         if tracer is None:
             yield None
             return
-        with tracer.start_as_current_span(name, attributes=attributes) as opened:
+        with tracer.start_as_current_span(name, attributes=attributes, end_on_exit=end_on_exit) as opened:
             yield opened
 
     def execution(self, namespace: str, name: str) -> Execution:

@@ -12,19 +12,27 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
+from typing import Protocol
 
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from skill_engine.errors import ExecutionError
+from skill_engine.telemetry.after_response import after_response
 from skill_engine.telemetry.metrics import Metrics
 from skill_engine.telemetry.recorder import ERROR_ATTRIBUTE, STATUS_ATTRIBUTE
 
 log = logging.getLogger("skill_engine.execution")
 
-OpenSpan = Callable[[str, Mapping[str, AttributeValue] | None], AbstractContextManager[Span | None]]
+
+class OpenSpan(Protocol):
+    def __call__(
+        self, name: str, attributes: Mapping[str, AttributeValue] | None = None, *, end_on_exit: bool = True
+    ) -> AbstractContextManager[Span | None]: ...
+
+
 _skill: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar("skill_engine_skill")
 
 
@@ -70,10 +78,12 @@ class Execution:
         self.finished = False
 
     @contextlib.contextmanager
-    def span(self) -> Iterator[Span | None]:
+    def span(self, end_on_exit: bool = True) -> Iterator[Span | None]:
         with (
             executing(self.namespace, self.name),
-            self.open_span("skill_execution", {"skill": f"{self.namespace}/{self.name}"}) as span,
+            self.open_span(
+                "skill_execution", {"skill": f"{self.namespace}/{self.name}"}, end_on_exit=end_on_exit
+            ) as span,
         ):
             try:
                 yield span
@@ -85,13 +95,14 @@ class Execution:
                         span.set_attribute(ERROR_ATTRIBUTE, e.message)
                 raise
 
-    def finish(self, error: BaseException | None = None) -> None:
-        """Counts the execution once; a cancellation (client gone) is not an outcome."""
+    def finish(self, error: BaseException | None = None, ended: float | None = None) -> None:
+        """Counts the execution once (as ended at `ended`, a `perf_counter` time; default now); a
+        cancellation (client gone) is not an outcome."""
         if self.finished or isinstance(error, asyncio.CancelledError):
             return
         self.finished = True
         status = metric_status(error)
-        elapsed = time.perf_counter() - self.started
+        elapsed = (time.perf_counter() if ended is None else ended) - self.started
         metrics = self.metrics
         metrics.executions_child(self.namespace, self.name, status).inc()
         metrics.execution_duration_child(self.namespace, self.name, status).observe(elapsed)
@@ -103,12 +114,37 @@ class Execution:
             log.log(_level(error), "Skill invocation failed", extra={**fields, "error": text})
 
     @contextlib.contextmanager
-    def record(self) -> Iterator[None]:
-        """Span and outcome around a whole execution (the `/run` route)."""
+    def record(self, defer: bool = False) -> Iterator[None]:
+        """Span and outcome around a whole execution (the `/run` route).
+
+        With `defer`, a successful execution's span end and outcome (metrics, log line) happen once the
+        response has been sent (telemetry/after_response.py), with the end time taken here: the client
+        does not wait for them, and what they record is the same. Failures are recorded at once.
+        """
+        if not defer:
+            try:
+                with self.span():
+                    yield
+            except BaseException as e:
+                self.finish(e)
+                raise
+            self.finish()
+            return
+        opened: Span | None = None
         try:
-            with self.span():
+            with self.span(end_on_exit=False) as opened:
                 yield
         except BaseException as e:
+            if opened is not None:
+                opened.end()
             self.finish(e)
             raise
-        self.finish()
+        ended, end_time = time.perf_counter(), time.time_ns()
+        span = opened
+
+        def done() -> None:
+            if span is not None:
+                span.end(end_time)
+            self.finish(None, ended)
+
+        after_response(done)
