@@ -8,6 +8,12 @@ empty buffer makes the guest wait, through `Invocation.call` as before, so deadl
 behave exactly as without read-ahead; an upstream error reaches the guest after the events before it.
 Measured with the `write` fast path in place (bench/RESULTS.md, "Session 5 — streams"): without it, 8
 streams ran at two thirds of the events/s for 1.5 times the engine CPU.
+
+The first event is the exception: reading pauses after it until the guest asks for the second. Reading
+ahead holds the GIL on the loop's thread while it parses what the network delivered (up to `AHEAD`
+events), and the guest's thread, woken with the first event, waited for it up to a GIL switch interval
+(5 ms) before it could hand the first token on: the time to the first token is what interactive clients
+see, throughput only counts from the second event on.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ class ReadAhead:
         self._room.set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._ended = False  # the end was handed out: asking again answers the end again
+        # Reading waits after the first event until the guest asks again (`ready()` sets it).
+        self._first_taken = False
+        self._asked_again = asyncio.Event()
 
     def start(self) -> None:
         """Starts reading; call on the loop."""
@@ -55,6 +65,8 @@ class ReadAhead:
                 self._arrived.set()
                 if event is None:
                     return
+                if not self._asked_again.is_set():
+                    await self._asked_again.wait()
         except asyncio.CancelledError:
             raise
         except BaseException as e:
@@ -63,10 +75,18 @@ class ReadAhead:
 
     def ready(self) -> Any:
         """A buffered event (None at the end), or NOT_READY; any thread, never blocks."""
+        if self._first_taken:
+            self._first_taken = False
+            if not self._loop.is_closed():
+                self._loop.call_soon_threadsafe(self._asked_again.set)
         try:
             event = self._buffer.popleft()
         except IndexError:
-            return NOT_READY
+            return None if self._ended else NOT_READY
+        if event is _END:
+            self._ended = True
+        elif not self._asked_again.is_set():
+            self._first_taken = True
         if not self._room.is_set():
             self._loop.call_soon_threadsafe(self._room.set)
         return None if event is _END else event
