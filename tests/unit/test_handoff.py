@@ -78,3 +78,27 @@ def test_outside_a_hand_over_the_work_runs_at_once() -> None:
     ran: list[bool] = []
     after_hand_over(lambda: ran.append(True))
     assert ran == [True]
+
+
+def test_a_failing_piece_of_work_after_the_hand_over_does_not_skip_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ran: list[str] = []
+    done = threading.Event()
+
+    def invocation() -> str:
+        def fails() -> None:
+            raise OSError("instance teardown failed")
+
+        after_hand_over(fails)
+        after_hand_over(lambda: (ran.append("refill"), done.set()))
+        return "answer"
+
+    async def main(executor: ThreadPoolExecutor) -> str:
+        future = submit(asyncio.get_running_loop(), executor, contextvars.copy_context(), invocation)
+        return await asyncio.wait_for(future, 10)
+
+    assert run(main) == "answer"
+    assert done.wait(10)
+    assert ran == ["refill"]
+    assert "instance teardown failed" in caplog.text

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+log = logging.getLogger("skill_engine.runtime")
 
 
 def submit(
@@ -40,7 +43,10 @@ def submit(
         finally:
             _later.tasks = None
             for task in later:
-                context.run(task)
+                try:
+                    context.run(task)
+                except Exception:  # the answer is out; one failed clean-up must not skip the others
+                    log.exception("work after an invocation's hand-over failed")
 
     executor.submit(work)
     return future

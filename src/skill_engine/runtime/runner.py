@@ -324,9 +324,10 @@ class WasmRuntime:
         finally:
             bindings.bind_invocation(None)
             invocation.close_resources()
-            if prepared is not None:
-                prepared.close()
             invocation.flush_logs()
+            # The instance is torn down (0.15-0.35 ms: unmapping its memory) once the answer is on its way.
+            if prepared is not None:
+                after_hand_over(prepared.close)
             after_hand_over(lambda: self.spares.refill(skill.component, memory))
 
 
