@@ -360,6 +360,84 @@ def test_a_variant_types_cases_are_read_from_the_c_api_once(
     assert variant_case_enumerations(monkeypatch, engine, component) == 1
 
 
+PER_STREAM_EVENT = [
+    # What one chat event costs in C calls between `chat-stream.next` and `stream-output.write` (counted
+    # with every ctypes function of the bindings wrapped): ~30 calls in all.
+    "wasmtime_component_valtype_equal",
+    "wasmtime_component_valtype_delete",
+    "wasmtime_component_func_type_param_nth",
+    "wasmtime_component_func_type_result",
+    "wasm_byte_vec_new",
+    "wasm_byte_vec_delete",
+    "wasmtime_component_resource_any_to_host",
+    "wasmtime_component_resource_any_delete",
+    "wasmtime_component_resource_host_delete",
+    "wasmtime_component_val_new",
+    "wasmtime_component_val_delete",
+    "wasmtime_component_vallist_new_uninit",
+    "wasmtime_component_valrecord_new_uninit",
+]
+
+
+PYTHONAPI: int = ctypes._FUNCFLAG_PYTHONAPI  # type: ignore[attr-defined]
+
+
+def keeps_the_gil(function: Any) -> bool:
+    """ctypes calls a function of a `PyDLL` (flag `FUNCFLAG_PYTHONAPI`) without releasing the GIL."""
+    return bool(function._flags_ & PYTHONAPI)
+
+
+def test_data_only_c_calls_keep_the_gil() -> None:
+    """Fix 7: stock bindings release the GIL for every C call; with other threads waiting for it each
+    release wakes one of them to find it taken again (8 streams: ~14 thread switches per event, half the
+    engine's CPU, bench/RESULTS.md). The engine's bindings keep it for calls that only touch data."""
+    from wasmtime import _bindings
+
+    from skill_engine.runtime.boundary import calls, values
+
+    with wasmtime_fixes.unapplied():
+        assert not any(keeps_the_gil(getattr(_bindings, f"_{name}")) for name in PER_STREAM_EVENT)
+    wasmtime_fixes.apply()
+    assert [name for name in PER_STREAM_EVENT if not keeps_the_gil(getattr(_bindings, f"_{name}"))] == []
+    # The boundary's own handles on C functions, bound at import.
+    for function in (
+        calls._param_nth,
+        calls._result,
+        calls._equal,
+        calls._valtype_delete,
+        values._byte_vec_new,
+    ):
+        assert keeps_the_gil(function)
+
+
+def test_c_calls_that_run_guest_code_still_release_the_gil() -> None:
+    """Calling the guest, instantiating, dropping a resource (a guest destructor may run), compiling and
+    deleting a store must let the event loop and other guests run meanwhile."""
+    from wasmtime import _bindings
+
+    from skill_engine.runtime.boundary import held
+
+    wasmtime_fixes.apply()
+    releasing = [
+        "wasmtime_component_func_call",
+        "wasmtime_component_func_post_return",
+        "wasmtime_component_linker_instantiate",
+        "wasmtime_component_resource_any_drop",
+        "wasmtime_component_new",
+        "wasmtime_component_deserialize_file",
+        "wasmtime_store_delete",
+        "wasmtime_func_call",
+        "wasmtime_linker_instantiate",
+    ]
+    for name in releasing:
+        assert not held.holds(name), name
+        function = getattr(_bindings, f"_{name}", None)
+        if function is not None:
+            assert not keeps_the_gil(function), name
+    assert held.holds("wasmtime_component_val_new")
+    assert keeps_the_gil(_bindings._wasmtime_component_val_new)
+
+
 def test_every_workaround_is_installed_and_unapplied_restores_the_stock_code() -> None:
     """Removing a workaround from `apply()` fails here; the behaviour tests above show what each fixes."""
     from wasmtime.component import _enter, _func, _linker, _types

@@ -3,9 +3,9 @@
 Each fix is applied once by `apply()`; `unapplied()` restores the stock code.
 `tests/unit/test_wasmtime_fixes.py` reproduces each bug on the stock code and shows the fix resolves it
 (`test_interleaved_*`, `test_list_of_u8_is_not_converted_byte_by_byte`,
-`test_a_variant_types_cases_are_read_from_the_c_api_once`; fixes 5 and 6:
-`tests/unit/test_wasm_boundary.py::test_function_types_are_not_rebuilt_on_every_call`), so a test fails
-when `apply()` stops installing one.
+`test_a_variant_types_cases_are_read_from_the_c_api_once`, `test_data_only_c_calls_keep_the_gil`;
+fixes 5 and 6: `tests/unit/test_wasm_boundary.py::test_function_types_are_not_rebuilt_on_every_call`),
+so a test fails when `apply()` stops installing one.
 
 1. Exception routing: a Python exception raised by a host import is parked in the process-global
    `component._enter.LAST_EXCEPTION` and re-raised by whichever thread looks next. Under concurrency a call
@@ -26,6 +26,10 @@ when `apply()` stops installing one.
    (`wasmtime_component_valtype_equal`), so a cached signature only serves the type it was built for.
 6. Export calls: `Func.__call__` does the same per call of the skill's `run`/`metadata`; ours uses a small
    process-wide cache of signatures, matched the same way.
+7. The GIL: the bindings call every C function through a `CDLL`, which releases the GIL for each call,
+   even one that only builds a value or compares two types. With other threads waiting for the GIL each
+   release is a thread switch. Functions that only touch data are called through a `PyDLL` instead
+   (`boundary/held.py` lists which); calls that run guest code still release it.
 
 Also here: a binding of `wasmtime_store_epoch_deadline_callback`, which the C library exports but the
 Python package does not wrap. It lets the engine decide at every epoch tick whether a guest continues,
@@ -41,10 +45,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import wasmtime
+from wasmtime import _bindings
 from wasmtime import _ffi as ffi
 from wasmtime.component import _enter, _func, _linker, _types
 
 from skill_engine.runtime.boundary import calls as wasm_calls
+from skill_engine.runtime.boundary import held as wasm_held
 from skill_engine.runtime.boundary import values as wasm_values
 
 # ---------------------------------------------------------------------------------------------------
@@ -191,6 +197,8 @@ _stock = {
     "add_func": _linker.LinkerInstance.add_func,
     "func_call": _func.Func.__call__,
 }
+_held_bindings = wasm_held.twins()
+_stock_bindings = {name: getattr(_bindings, name) for name in _held_bindings}
 _applied = False
 
 
@@ -208,6 +216,8 @@ def apply() -> None:
     _types.VariantType._cases = _variant_cases
     _linker.LinkerInstance.add_func = wasm_calls.add_func
     _func.Func.__call__ = wasm_calls.func_call
+    for name, function in _held_bindings.items():
+        setattr(_bindings, name, function)
     _applied = True
 
 
@@ -222,6 +232,8 @@ def _restore() -> None:
     _types.VariantType._cases = _stock_variant_cases
     _linker.LinkerInstance.add_func = _stock["add_func"]
     _func.Func.__call__ = _stock["func_call"]
+    for name, function in _stock_bindings.items():
+        setattr(_bindings, name, function)
     _applied = False
 
 

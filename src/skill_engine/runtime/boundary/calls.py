@@ -19,11 +19,12 @@ import threading
 from ctypes import byref
 from typing import Any
 
-from wasmtime import StoreContext, WasmtimeError, _bindings
+from wasmtime import StoreContext, WasmtimeError
 from wasmtime import _ffi as ffi
 from wasmtime.component import _enter, _linker
 from wasmtime.component._types import FuncType
 
+from skill_engine.runtime.boundary import held
 from skill_engine.runtime.boundary.convert import Lift, Lower, lifter, lowerer
 
 PER_HOST_FUNCTION = 4
@@ -31,12 +32,13 @@ EXPORTS = 32
 
 _Val = ffi.wasmtime_component_val_t
 _ValType = ffi.wasmtime_component_valtype_t
-# The ctypes functions themselves, not wasmtime's Python wrappers around them: `matches` runs on every call.
-_param_count = _bindings._wasmtime_component_func_type_param_count
-_param_nth = _bindings._wasmtime_component_func_type_param_nth
-_result = _bindings._wasmtime_component_func_type_result
-_equal = _bindings._wasmtime_component_valtype_equal
-_valtype_delete = _bindings._wasmtime_component_valtype_delete
+# The ctypes functions themselves, not wasmtime's Python wrappers around them: `matches` runs on every
+# call. They keep the GIL (`held.py`).
+_param_count = held.function("wasmtime_component_func_type_param_count")
+_param_nth = held.function("wasmtime_component_func_type_param_nth")
+_result = held.function("wasmtime_component_func_type_result")
+_equal = held.function("wasmtime_component_valtype_equal")
+_valtype_delete = held.function("wasmtime_component_valtype_delete")
 
 
 class _Scratch(threading.local):

@@ -10,6 +10,8 @@ from typing import Any
 from wasmtime import _ffi as ffi
 from wasmtime.component import _types
 
+from skill_engine.runtime.boundary import held
+
 Lower = Callable[[Any, Any, Any], None]
 """(store, value, target `wasmtime_component_val_t`) -> None"""
 Lift = Callable[[Any], Any]
@@ -26,10 +28,10 @@ _ENUM = ffi.WASMTIME_COMPONENT_ENUM.value
 _OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
 _RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
 
-# `wasm_byte_vec_new` taking the bytes object itself: one C call, no intermediate ctypes buffer.
-_byte_vec_new = ctypes.CFUNCTYPE(None, ctypes.POINTER(ffi.wasm_byte_vec_t), ctypes.c_size_t, ctypes.c_char_p)(
-    ("wasm_byte_vec_new", ffi.dll)
-)
+# `wasm_byte_vec_new` taking the bytes object itself: one C call, no intermediate ctypes buffer, GIL kept.
+_byte_vec_new = ctypes.PYFUNCTYPE(
+    None, ctypes.POINTER(ffi.wasm_byte_vec_t), ctypes.c_size_t, ctypes.c_char_p
+)(("wasm_byte_vec_new", held.library))
 _byte_vec_delete = ffi.wasm_byte_vec_delete
 _string_at = ctypes.string_at
 _val_new = ffi.wasmtime_component_val_new
