@@ -324,10 +324,11 @@ class WasmRuntime:
         finally:
             bindings.bind_invocation(None)
             invocation.close_resources()
-            invocation.flush_logs()
-            # The instance is torn down (0.15-0.35 ms: unmapping its memory) once the answer is on its way.
+            # Torn down before the answer is handed over: done after it, the teardown competed with the loop
+            # writing the answer (+0.3 ms p50 at concurrency 1, bench/RESULTS.md "Session 7").
             if prepared is not None:
-                after_hand_over(prepared.close)
+                prepared.close()
+            invocation.flush_logs()
             after_hand_over(lambda: self.spares.refill(skill.component, memory))
 
 
