@@ -35,7 +35,7 @@ HELD = re.compile(
 """C function names that qualify (matched from the start; any name containing `drop` never does)."""
 
 library = ctypes.PyDLL(ffi.dll._name)
-_FUNCTION: type = type(library.wasm_byte_vec_new).__base__
+_FUNCTION: type = type(library.wasm_byte_vec_new).__mro__[1]
 """The class of ctypes' foreign function objects (`ctypes._CFuncPtr` is not exported)."""
 
 
