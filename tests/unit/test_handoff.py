@@ -90,8 +90,12 @@ def test_a_failing_piece_of_work_after_the_hand_over_does_not_skip_the_rest(
         def fails() -> None:
             raise OSError("instance teardown failed")
 
+        def refill() -> None:
+            ran.append("refill")
+            done.set()
+
         after_hand_over(fails)
-        after_hand_over(lambda: (ran.append("refill"), done.set()))
+        after_hand_over(refill)
         return "answer"
 
     async def main(executor: ThreadPoolExecutor) -> str:
