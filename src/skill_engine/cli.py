@@ -27,10 +27,11 @@ def serve() -> int:
 
         logging.getLogger("skill_engine").info("Listening on: %s", settings.kernel_address)
         return workers.serve(settings)
-    from skill_engine import shutdown
+    from skill_engine import affinity, shutdown
     from skill_engine.app import create_app
     from skill_engine.edge import EdgeLimits
 
+    affinity.pin(0, settings.cpu_affinity, settings.workers)  # before the engine starts its threads
     app = create_app(settings)
     host, port = settings.host_port
     log = logging.getLogger("skill_engine")

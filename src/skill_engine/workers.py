@@ -60,8 +60,26 @@ def per_worker(settings: Settings, workers: int) -> Settings:
     )
 
 
+_slot_holders: list[WorkerProcess] = []
+"""Supervisor side: the worker holding each slot (a dead one's slot is free)."""
+
+
 class WorkerProcess(uvicorn_multiprocess.Process):
-    """uvicorn's worker process, running a whole engine with the engine's graceful shutdown."""
+    """uvicorn's worker process, running a whole engine with the engine's graceful shutdown.
+
+    Each has a slot, 0 to WORKERS - 1, the CPU it is pinned to (skill_engine/affinity.py): a worker that
+    replaces a dead one takes its slot. Slots are handed out in the supervisor, where uvicorn creates
+    and starts one worker at a time."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        holders = _slot_holders
+        free = [i for i, holder in enumerate(holders) if not holder.process.is_alive()]
+        self.slot = free[0] if free else len(holders)
+        if self.slot == len(holders):
+            holders.append(self)
+        else:
+            holders[self.slot] = self
 
     def target(self, sockets: list[socket.socket] | None = None) -> None:  # pragma: no cover (child)
         sys.exit(self._serve(sockets))
@@ -77,6 +95,9 @@ class WorkerProcess(uvicorn_multiprocess.Process):
             print(e, file=sys.stderr)
             return STARTUP_FAILURE
         configure_logging(settings.log_level, settings.log_format, worker=str(os.getpid()))
+        from skill_engine import affinity
+
+        affinity.pin(self.slot, settings.cpu_affinity, settings.workers)  # before the engine's threads
         settings = per_worker(settings, settings.workers)
         try:
             app = create_app(settings)

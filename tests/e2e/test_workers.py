@@ -1,8 +1,9 @@
 """WORKERS=2: one port served by two engine processes under uvicorn's supervisor.
 
-Requests reach both workers (their pid on every log line), a skill compiles once for both, the metrics
-listener sums both workers' in-flight invocations, a killed worker is replaced while requests on the other
-one succeed, and SIGTERM drains both and exits 0.
+Requests reach both workers (their pid on every log line), each on a CPU of its own when they own the
+machine (CPU_AFFINITY=auto; a replacement takes the CPU of the worker it replaces), a skill compiles once
+for both, the metrics listener sums both workers' in-flight invocations, a killed worker is replaced while
+requests on the other one succeed, and SIGTERM drains both and exits 0.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.affinity import expect_workers_pinned, worker_cpu
 from tests.support.engine import EngineProcess, engine_with_skills
 
 RUN = "/v1/skills/my-team/probe/run"
@@ -100,6 +102,14 @@ def test_two_workers_share_port_cache_and_metrics_survive_a_kill_and_drain(
         assert len(served) == 2, served
         workers = sorted(served)
 
+        # Two workers on a 2-CPU machine own it (CPU_AFFINITY=auto): each on a CPU of its own.
+        pinned = expect_workers_pinned(2)
+        cpus = {worker: worker_cpu(int(worker)) for worker in workers}
+        if pinned:
+            assert None not in cpus.values() and len(set(cpus.values())) == 2, cpus
+        else:
+            assert set(cpus.values()) == {None}, cpus
+
         # Both workers run the skill, yet it was compiled once on this host.
         compiled_lines = [
             e for e in engine.log_entries() if e["message"].startswith("compiled my-team/probe")
@@ -140,6 +150,9 @@ def test_two_workers_share_port_cache_and_metrics_survive_a_kill_and_drain(
             assert len(on_survivor) == len(ok)
             assert len(on_survivor) + sum(1 for r in results if not isinstance(r, httpx.Response)) == 6
             replacement = wait_for_new_worker(engine, known=set(workers) | set(live))
+            if pinned:  # the replacement takes the CPU of the worker it replaces
+                assert worker_cpu(int(replacement)) == cpus[victim] != worker_cpu(int(survivor))
+                cpus[replacement] = cpus[victim]
             live = [survivor, replacement]
             if on_survivor:
                 break  # otherwise all six reached the victim: not informative, again with the new pair

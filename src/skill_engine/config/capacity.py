@@ -38,13 +38,13 @@ def usable_cpus() -> int:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
+    quota = cgroup_cpu_quota()
     if quota is not None:
         cpus = min(cpus, math.ceil(quota))
     return max(1, cpus)
 
 
-def _cgroup_cpu_quota() -> float | None:
+def cgroup_cpu_quota() -> float | None:
     """CPUs granted by the cgroup quota (`cpu.max` "200000 100000" → 2.0), None when unlimited or unknown."""
     try:
         quota, _, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:3]

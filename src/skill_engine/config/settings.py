@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ByteSize, Field, ValidationError, field_validator
 from pydantic.fields import FieldInfo
@@ -122,7 +122,9 @@ class Settings(BaseSettings):
     """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
     workers: int = Field(default_factory=lambda: usable_cpus(), ge=1)
     """Worker processes serving one port (docs/operating.md); default: the CPUs this process may use."""
-    """Compile new or changed skills when the namespace watcher sees them, not at their first request."""
+    cpu_affinity: Literal["auto", "on", "off"] = "auto"
+    """Pin each worker process to a CPU of its own (skill_engine/affinity.py); `auto`: when the engine
+    owns its CPUs (as many workers as CPUs it may run on, no lower cgroup quota)."""
     # The HTTP server's own limits and the bounds on work a caller or skill can cause (docs/security.md)
     max_connections: int = Field(default=1024, ge=1)
     request_header_timeout: Duration = 10.0
