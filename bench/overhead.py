@@ -241,6 +241,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--tracing", action="store_true", help="compare tracing off and on")
     parser.add_argument("--workers", default="1,2", help="engine WORKERS values to measure")
+    parser.add_argument("--env", action="append", default=[], help="extra engine setting KEY=VALUE")
     parser.add_argument("--short", action="store_true", help="30 requests, WORKERS=1 (a smoke run)")
     args = parser.parse_args()
 
@@ -251,6 +252,7 @@ def main() -> None:
     env = {"NAMESPACES__BENCH__DIRECTORY": str(skills), "LOG_LEVEL": os.environ.get("LOG_LEVEL", "warning")}
     if "WASMTIME_CACHE_DIR" in os.environ:
         env["WASMTIME_CACHE_DIR"] = os.environ["WASMTIME_CACHE_DIR"]
+    env.update(item.split("=", 1) for item in args.env)
     if args.tracing:
         try:
             compare_tracing(args.requests, skills, workdir, env)
@@ -284,7 +286,11 @@ def main() -> None:
         native.wait()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"{requests} requests per cell, echo skill vs native FastAPI on uvicorn (one process, loopback)\n")
+    settings = f", engine {' '.join(args.env)}" if args.env else ""
+    print(
+        f"{requests} requests per cell, echo skill vs native FastAPI on uvicorn (one process, loopback)"
+        f"{settings}\n"
+    )
     print(
         "| WORKERS | concurrency | engine req/s | native req/s | ratio | engine p50 ms | native p50 ms "
         "| added p50 ms | engine p99 ms | native p99 ms | engine CPU ms/request |"

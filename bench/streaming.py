@@ -220,6 +220,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--words", type=int, default=400)
     parser.add_argument("--streams", default="1,8", help="numbers of concurrent streams")
+    parser.add_argument("--env", action="append", default=[], help="extra engine setting KEY=VALUE")
     parser.add_argument("--short", action="store_true", help="2 runs of 50 words, 1 and 2 streams")
     args = parser.parse_args()
     runs, words = (2, 50) if args.short else (args.runs, args.words)
@@ -237,6 +238,7 @@ def main() -> None:
     }
     if "WASMTIME_CACHE_DIR" in os.environ:
         env["WASMTIME_CACHE_DIR"] = os.environ["WASMTIME_CACHE_DIR"]
+    env.update(item.split("=", 1) for item in args.env)
     engine = EngineProcess(workdir, env).start(timeout=180)
     text = " ".join(f"w{i}" for i in range(words))
 
@@ -285,7 +287,8 @@ def main() -> None:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    print(f"{runs} rounds of streams of {words} words each\n")
+    settings = f", engine {' '.join(args.env)}" if args.env else ""
+    print(f"{runs} rounds of streams of {words} words each{settings}\n")
     print(
         "| path | concurrent streams | median ms to first event | events/s (sum over streams) "
         "| engine CPU µs per event |"
