@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from tests.support.affinity import expect_workers_pinned, worker_cpu
+from tests.support.affinity import expect_workers_pinned, machine_cpus, thread_cpus, worker_cpu
 from tests.support.engine import EngineProcess, engine_with_skills
 
 RUN = "/v1/skills/my-team/probe/run"
@@ -107,8 +107,9 @@ def test_two_workers_share_port_cache_and_metrics_survive_a_kill_and_drain(
         cpus = {worker: worker_cpu(int(worker)) for worker in workers}
         if pinned:
             assert None not in cpus.values() and len(set(cpus.values())) == 2, cpus
-        else:
-            assert set(cpus.values()) == {None}, cpus
+        else:  # e.g. one CPU, or a quota below the CPUs: every thread may run anywhere it could
+            for worker in workers:
+                assert all(c == machine_cpus() for c in thread_cpus(int(worker)).values()), worker
 
         # Both workers run the skill, yet it was compiled once on this host.
         compiled_lines = [
