@@ -4,6 +4,7 @@ engine; the same payloads and the same errors as httpx-sse for any body, however
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import math
 import random
@@ -132,6 +133,25 @@ def test_a_charset_other_than_utf8_is_decoded_as_declared() -> None:
     content_type = "text/event-stream; charset=utf-16-le"
     assert outcome(sse_data, chunks, content_type) == ([{"t": "ü"}], None)
     assert outcome(sse_data, chunks, content_type) == outcome(httpx_sse_payloads, chunks, content_type)
+
+
+def test_a_compressed_stream_is_decoded_and_a_plain_one_read_as_sent() -> None:
+    body = b"".join(b'data: {"n": %d}\n\n' % n for n in range(50)) + b"data: [DONE]\n\n"
+    compressed = gzip.compress(body)
+
+    async def read(chunks: Sequence[bytes], coding: str | None) -> list[Any]:
+        headers = {"content-type": "text/event-stream"}
+        if coding is not None:
+            headers["content-encoding"] = coding
+        response = httpx.Response(200, headers=headers, stream=Chunks(chunks))
+        return [payload async for payload in sse_data(response)]
+
+    expected = [{"n": n} for n in range(50)]
+    pieces = [compressed[i : i + 7] for i in range(0, len(compressed), 7)]
+    assert asyncio.run(read(pieces, "gzip")) == expected
+    assert asyncio.run(read(pieces, " GZIP ")) == expected
+    assert asyncio.run(read([body[:33], body[33:]], None)) == expected
+    assert asyncio.run(read([body], "identity")) == expected
 
 
 def test_the_splitter_keeps_a_line_cut_anywhere() -> None:

@@ -133,7 +133,7 @@ class SseReader:
             if not _is_utf8(self._response):
                 self._fallback = _sse_data_by_httpx_sse(self._response)
                 return await self.next()
-            self._chunks = self._response.aiter_bytes()
+            self._chunks = _body(self._response)
         payloads = self._payloads
         while True:
             while payloads:
@@ -199,6 +199,15 @@ async def _sse_data_by_httpx_sse(response: httpx.Response) -> AsyncIterator[dict
                 yield parsed
     except SSEError as e:
         raise CsiError(NOT_AN_EVENT_STREAM.format(e)) from None
+
+
+def _body(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's bytes: as sent when it has no content coding (one generator layer less per network
+    chunk, and streams send one chunk per event), else decoded by httpx."""
+    coding = response.headers.get("content-encoding", "identity").strip().lower()
+    if coding in ("", "identity") and not response.is_stream_consumed:  # consumed: read into memory
+        return response.aiter_raw()
+    return response.aiter_bytes()
 
 
 def _loads_bytes(data: bytes) -> Any:

@@ -9,9 +9,9 @@ its CPU (bench/RESULTS.md, "Session 7 — GIL"). Through a `PyDLL` the same func
 
 Only functions that return promptly and never run guest code or call back into Python qualify (`HELD`):
 values and their containers, type queries, resource handles (not `resource_any_drop`, which may run a
-guest destructor), errors, the store's context pointer. Calling into the guest, instantiating,
-compiling, deserialising and deleting a store keep releasing the GIL, so the loop and other guests run
-meanwhile.
+guest destructor), errors, the store's context pointer, the epoch tick (an atomic increment). Calling
+into the guest, instantiating, compiling, deserialising and deleting a store keep releasing the GIL, so
+the loop and other guests run meanwhile.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ HELD = re.compile(
     r"|wasmtime_component_resource_(any|host)_"
     r"|wasmtime_error_(new|message|delete|exit_status|wasm_trace)$"
     r"|wasmtime_store_context$"
+    r"|wasmtime_engine_increment_epoch$"
 )
 """C function names that qualify (matched from the start; any name containing `drop` never does)."""
 
