@@ -38,6 +38,9 @@ def per_worker(settings: Settings, workers: int) -> Settings:
 
     Every cap is divided evenly, rounded down (at least 1 slot): the workers together never admit more
     than the operator configured, at the price of up to `WORKERS - 1` slots less when it does not divide.
+    `MAX_CONNECTIONS` is the exception, a cap per worker: the kernel hands connections to whichever
+    worker accepts first, so 1,000 connections at once against 2 workers sharing 1,024 got up to 19% 503s
+    (bench.concurrency --workers 2), and file descriptors are limited per process anyway.
     """
     if workers == 1:
         return settings
@@ -48,7 +51,6 @@ def per_worker(settings: Settings, workers: int) -> Settings:
         update={
             "max_concurrent_skills": max(1, settings.max_concurrent_skills // workers),
             "max_queued_skills": settings.max_queued_skills // workers,
-            "max_connections": max(1, settings.max_connections // workers),
             "max_stuck_skills": None if stuck is None else stuck // workers,
             "reserved_skill_slots": None if reserved is None else reserved // workers,
             "max_input_bytes_in_flight": settings.max_input_bytes_in_flight // workers,

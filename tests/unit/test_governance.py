@@ -250,3 +250,15 @@ def test_records_from_two_processes_never_interleave_across_rotation(tmp_path: P
             assert record["padding"] == "x" * (200 + 37 * record["writer"])
             seen[record["writer"]].append(record["i"])
     assert seen == {1: list(range(400)), 2: list(range(400))}
+
+
+def test_caps_are_split_between_workers_but_connections_are_per_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The kernel hands a burst of connections to whichever worker accepts first: a divided connection
+    cap refused connections while the host held fewer than MAX_CONNECTIONS."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MAX_CONCURRENT_SKILLS", "64")
+    monkeypatch.setenv("MAX_CONNECTIONS", "1024")
+    settings = per_worker(Settings(), 2)
+    assert (settings.max_concurrent_skills, settings.max_connections) == (32, 1024)
