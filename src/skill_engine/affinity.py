@@ -6,7 +6,7 @@ TLBs, and a thread woken on another CPU needs an interrupt too; in a virtual mac
 interrupts exits to the hypervisor. On this project's 2-vCPU box a single engine with its threads spread
 over both CPUs spent more than a quarter of its CPU there and ~25 thread switches per `/run` at
 concurrency 16. Pinned to one CPU, the same engine served 25% more requests with 37% less CPU, and 8
-message streams twice the events per second (bench/RESULTS.md, "Session 7 — CPU affinity"). A worker's
+message streams twice the events per second (bench/RESULTS.md, "Session 7"). A worker's
 Python runs under one GIL anyway: the cores an engine uses come from `WORKERS`.
 
 `auto` pins only when the engine may assume it owns the CPUs: there are at least as many workers as CPUs

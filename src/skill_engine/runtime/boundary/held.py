@@ -5,7 +5,7 @@ and wrong for one that takes a few hundred nanoseconds: when other threads wait 
 loop, the guest threads of other streams) each release wakes one of them, and the caller waits to get it
 back. A stream event crossed the boundary with ~30 such calls (value constructors, destructors, type
 comparisons, resource handles); with 8 streams the engine switched threads ~14 times per event, half of
-its CPU (bench/RESULTS.md, "Session 7 — GIL"). Through a `PyDLL` the same functions keep the GIL.
+its CPU (bench/RESULTS.md, "Session 7"). Through a `PyDLL` the same functions keep the GIL.
 
 Only functions that return promptly and never run guest code or call back into Python qualify (`HELD`):
 values and their containers, type queries, resource handles (not `resource_any_drop`, which may run a
