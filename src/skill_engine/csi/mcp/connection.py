@@ -53,10 +53,17 @@ class _Session:
     closing: asyncio.Event
     kind: Kind
     opened: float = field(default_factory=time.monotonic)
+    incoming: Any = None
+    """The transport's stream of messages from the server (an anyio receive stream), when known."""
 
     @property
     def alive(self) -> bool:
-        return not self.owner.done() and not self.closing.is_set()
+        """Not closed, and the server can still answer: the HTTP+SSE transport closes its side of the
+        incoming stream when the event stream ends (a restarted server) but keeps the session open, so a
+        call sent on it could only fail, unresendable for a tool call although the new server never ran it."""
+        if self.owner.done() or self.closing.is_set():
+            return False
+        return self.incoming is None or _can_still_receive(self.incoming)
 
     async def close(self) -> None:
         self.closing.set()
@@ -66,6 +73,21 @@ class _Session:
             self.owner.cancel()
         except Exception:  # the owner keeps its failure; closing must not raise
             pass
+
+
+def _can_still_receive(stream: Any) -> bool:
+    """Whether anything can still arrive on an anyio memory receive stream (mcp wraps it in a
+    `ContextReceiveStream`); a stream of another kind counts as open."""
+    statistics = getattr(getattr(stream, "_inner", stream), "statistics", None)
+    return statistics is None or statistics().open_send_streams > 0
+
+
+@contextlib.asynccontextmanager
+async def _watched(transport: Any, incoming: list[Any]) -> Any:
+    """`transport`, remembering the stream it yields for messages from the server."""
+    async with transport as streams:
+        incoming.append(streams[0])
+        yield streams
 
 
 class McpConnection:
@@ -116,9 +138,12 @@ class McpConnection:
         closing = asyncio.Event()
         settings = self.settings
 
+        incoming: list[Any] = []
+
         async def own() -> None:
             try:
                 transport, http = self._transport(kind)
+                transport = _watched(transport, incoming)
                 async with contextlib.AsyncExitStack() as stack:
                     if http is not None:
                         await stack.enter_async_context(http)
@@ -157,7 +182,7 @@ class McpConnection:
             owner.cancel()
             raise
         log.info("MCP session to %s open (%s, protocol %s)", self.url, kind, client.protocol_version)
-        return _Session(client, owner, closing, kind)
+        return _Session(client, owner, closing, kind, incoming=incoming[0] if incoming else None)
 
     async def _connect(self) -> _Session:
         order = self._transport_order()
