@@ -22,17 +22,9 @@ import logging
 import math
 import os
 
-from skill_engine.config.capacity import cgroup_cpu_quota
+from skill_engine.config.capacity import allowed_cpus, cgroup_cpu_quota
 
 log = logging.getLogger("skill_engine")
-
-
-def allowed_cpus() -> list[int]:
-    """The CPUs this process may run on, in order (empty where the platform cannot tell)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return []
 
 
 def cpu_for(slot: int, mode: str, workers: int, cpus: list[int], quota: float | None) -> int | None:

@@ -76,8 +76,7 @@ class WorkerProcess(uvicorn_multiprocess.Process):
     def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
         super().__init__(config, sockets)
         holders = _slot_holders
-        free = [i for i, holder in enumerate(holders) if not holder.process.is_alive()]
-        self.slot = free[0] if free else len(holders)
+        self.slot = next((i for i, h in enumerate(holders) if not h.process.is_alive()), len(holders))
         if self.slot == len(holders):
             holders.append(self)
         else:

@@ -32,12 +32,17 @@ def memory_available() -> int | None:
         return None
 
 
+def allowed_cpus() -> list[int]:
+    """The CPUs in this process's affinity mask, in order (empty where the platform cannot tell)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+
+
 def usable_cpus() -> int:
     """CPUs this process may use: its affinity mask, capped by the cgroup CPU quota (v2 or v1), at least 1."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+    cpus = len(allowed_cpus()) or os.cpu_count() or 1
     quota = cgroup_cpu_quota()
     if quota is not None:
         cpus = min(cpus, math.ceil(quota))
