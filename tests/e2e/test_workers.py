@@ -52,6 +52,20 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def lines_of(engine: EngineProcess, worker: str, since: int, at_least: int) -> list[dict[str, Any]]:
+    """`worker`'s request lines after the first `since`, once there are `at_least` (or after 10 s): the
+    line is written just after the response (telemetry/after_response.py), so a client can hold its
+    answer a moment before the worker's log shows it."""
+
+    def lines() -> list[dict[str, Any]]:
+        return [e for e in request_lines(engine)[since:] if e["worker"] == worker]
+
+    deadline = time.monotonic() + 10
+    while len(found := lines()) < at_least and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return found
+
+
 def wait_for_new_worker(engine: EngineProcess, known: set[str]) -> str:
     """The pid of a worker that completed start-up and is not in `known`."""
     fresh: list[str] = []
@@ -146,7 +160,7 @@ def test_two_workers_share_port_cache_and_metrics_survive_a_kill_and_drain(
             results = [sleeper.result() for sleeper in sleepers]
             ok = [r for r in results if isinstance(r, httpx.Response)]
             assert all(r.status_code == 200 for r in ok), [r.status_code for r in ok]
-            on_survivor = [e for e in request_lines(engine)[before:] if e["worker"] == survivor]
+            on_survivor = lines_of(engine, survivor, since=before, at_least=len(ok))
             # Everything the survivor served reached its client intact, and only the victim's failed.
             assert len(on_survivor) == len(ok)
             assert len(on_survivor) + sum(1 for r in results if not isinstance(r, httpx.Response)) == 6
