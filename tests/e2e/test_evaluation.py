@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -354,7 +355,10 @@ def test_two_versions_compare_with_regressions_first(
 ) -> None:
     dataset = upload(client, EXAMPLES)
     a = wait(client, start(client, dataset, skill="versioned"))
-    shutil.copy(calculators[1], engine.workdir / "skills" / "versioned.wasm")  # deploy version 2
+    # Deploy version 2 atomically: a half-copied file seen by the namespace watcher is a broken skill.
+    staged = engine.workdir / "versioned.wasm.new"
+    shutil.copy(calculators[1], staged)
+    os.replace(staged, engine.workdir / "skills" / "versioned.wasm")
     deadline = time.monotonic() + 60
     while True:
         b = wait(client, start(client, dataset, skill="versioned"))
