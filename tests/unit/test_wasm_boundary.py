@@ -26,6 +26,7 @@ from skill_engine.runtime.boundary import calls as wasm_calls
 from skill_engine.runtime.boundary import convert as wasm_convert
 from skill_engine.runtime.compiler import ArtifactCache, Compiler
 from skill_engine.runtime.engine import make_config
+from skill_engine.runtime.runner import inspect_component
 from tests.support.linkers import stub_linker
 from tests.support.skills import WIT, build_raw_skill, unstable_copy
 
@@ -309,3 +310,113 @@ def test_host_calls_from_many_threads_keep_their_own_values(engine: wasmtime.Eng
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+TWO_VERSIONS = """(component
+  (import "host:x/h@0.1.0" (instance $a (export "f" (func (param "x" u32) (result u32)))))
+  (import "host:x/h@0.1.1" (instance $b (export "f" (func (param "x" bool) (result bool)))))
+  (core func $fa (canon lower (func $a "f")))
+  (core func $fb (canon lower (func $b "f")))
+  (core module $m
+    (import "" "a" (func $fa (param i32) (result i32)))
+    (import "" "b" (func $fb (param i32) (result i32)))
+    (func (export "call") (drop (call $fa (i32.const 7))) (drop (call $fb (i32.const 1)))
+      (drop (call $fa (i32.const 8)))))
+  (core instance $i (instantiate $m (with "" (instance (export "a" (func $fa)) (export "b" (func $fb))))))
+  (func (export "call") (canon lift (core func $i "call"))))"""
+
+
+def test_host_calls_in_one_export_call_match_their_type_once(
+    monkeypatch: pytest.MonkeyPatch, engine: wasmtime.Engine
+) -> None:
+    """Inside `typed_once()` a host function's type is compared once per export call, not per call;
+    outside it, every call compares. Counted rather than timed."""
+    component = Component(
+        engine,
+        """(component
+          (import "host:x/h@0.1.0" (instance $h (export "f" (func (param "x" u32) (result u32)))))
+          (core func $f (canon lower (func $h "f")))
+          (core module $m (import "" "f" (func $f (param i32) (result i32)))
+            (func (export "call") (param i32) (result i32) (local $n i32)
+              (loop $again
+                (local.set 0 (call $f (local.get 0)))
+                (local.set $n (i32.add (local.get $n) (i32.const 1)))
+                (br_if $again (i32.lt_u (local.get $n) (i32.const 10))))
+              (local.get 0)))
+          (core instance $i (instantiate $m (with "" (instance (export "f" (func $f))))))
+          (func (export "call") (param "x" u32) (result u32) (canon lift (core func $i "call"))))""",
+    )
+    assert wasm_calls.one_type_per_import(component.type.imports(engine))
+    linker = Linker(engine)
+    with linker.root() as root, root.add_instance("host:x/h@0.1.0") as instance:
+        instance.add_func("f", lambda _store, x: x + 1)
+    lookups = 0
+    original = wasm_calls.SignatureCache.get
+
+    def counted(self: Any, *args: Any) -> Any:
+        nonlocal lookups
+        lookups += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(wasm_calls.SignatureCache, "get", counted)
+
+    def lookups_of_one_call(typed_once: bool) -> int:
+        nonlocal lookups
+        store = wasmtime.Store(engine)
+        store.set_epoch_deadline(1 << 40)
+        call = linker.instantiate(store, component).get_func(store, "call")
+        lookups = 0
+        if typed_once:
+            with wasm_calls.typed_once():
+                assert call(store, 5) == 15
+        else:
+            assert call(store, 5) == 15
+        return lookups - 1  # the export call's own lookup
+
+    assert lookups_of_one_call(typed_once=False) == 10
+    assert lookups_of_one_call(typed_once=True) == 1
+    assert lookups_of_one_call(typed_once=True) == 1  # a new export call compares again
+
+
+def test_two_versions_of_one_interface_reach_one_host_function_with_two_types(
+    engine: wasmtime.Engine,
+) -> None:
+    """Why `typed_once()` is kept for components with `one_type_per_import`: imports of two versions of an
+    interface resolve to one definition, each with its own type, so within one export call one host
+    function is called with a u32 and with a bool. Each call still gets its own converters."""
+    component = Component(engine, TWO_VERSIONS)
+    assert not wasm_calls.one_type_per_import(component.type.imports(engine))
+    seen: list[Any] = []
+
+    def echo(_store: Any, x: Any) -> Any:
+        seen.append(x)
+        return x
+
+    linker = Linker(engine)
+    with linker.root() as root, root.add_instance("host:x/h@0.1.1") as instance:
+        instance.add_func("f", echo)
+    store = wasmtime.Store(engine)
+    store.set_epoch_deadline(1 << 40)
+    linker.instantiate(store, component).get_func(store, "call")(store)
+    assert seen == [7, True, 8]
+
+
+@pytest.mark.parametrize(
+    ("names", "one_type"),
+    [
+        (["wasi:cli/exit@0.2.0", "pharia:skill/inference@0.3.11", "pharia:skill/chunking@0.3.11"], True),
+        (["pharia:skill/inference@0.3.0", "pharia:skill/inference@0.3.11"], False),
+        (["pharia:skill/inference", "pharia:skill/inference@0.3.0"], False),
+        ([], True),
+    ],
+)
+def test_one_type_per_import_compares_names_without_versions(names: list[str], one_type: bool) -> None:
+    assert wasm_calls.one_type_per_import(names) is one_type
+
+
+def test_sdk_built_skills_of_every_wit_line_have_one_type_per_import(
+    engine: wasmtime.Engine, components: dict[str, Component]
+) -> None:
+    """The engine's export calls of SDK-built skills run inside `typed_once()` (runtime/runner.py)."""
+    for line, component in components.items():
+        assert inspect_component(engine, component, alpha=line == "0.5").one_type_per_import, line

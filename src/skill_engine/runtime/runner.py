@@ -40,6 +40,7 @@ from skill_engine.runtime.bindings import STREAM_OUTPUT_TYPE, CsiUseOutsideRun, 
 from skill_engine.runtime.bindings.v0_2 import Host02
 from skill_engine.runtime.bindings.v0_3 import Host03
 from skill_engine.runtime.bindings.v0_4 import Host04
+from skill_engine.runtime.boundary import calls as wasm_calls
 from skill_engine.runtime.budget import ByteBudget
 from skill_engine.runtime.engine import WasmEngine
 from skill_engine.runtime.handoff import after_hand_over, submit
@@ -82,6 +83,9 @@ class LoadedSkill:
     """Reported by `/metadata` (e.g. "0.3"); None for worlds without a metadata export."""
     run_index: ExportIndex
     metadata_index: ExportIndex | None
+    one_type_per_import: bool = False
+    """No two imports are versions of one interface: host calls may reuse their first signature match
+    within an export call (`boundary.calls.typed_once`)."""
 
 
 def inspect_component(engine: wasmtime.Engine, component: Component, alpha: bool = False) -> LoadedSkill:
@@ -92,14 +96,15 @@ def inspect_component(engine: wasmtime.Engine, component: Component, alpha: bool
     if run_index is None:
         raise SkillLoadError(worlds.NOT_A_SKILL_WORLD)
     version = world.line.metadata_version
+    typed_once = wasm_calls.one_type_per_import(component.type.imports(engine))
     if world.interface == worlds.MESSAGE_STREAM:
-        return LoadedSkill(component, SkillKind.MESSAGE_STREAM, version, run_index, None)
+        return LoadedSkill(component, SkillKind.MESSAGE_STREAM, version, run_index, None, typed_once)
     metadata_index = None
     if world.line.has_metadata:
         metadata_index = component.get_export_index("metadata", interface_index)
         if metadata_index is None:
             raise SkillLoadError(worlds.NOT_A_SKILL_WORLD)
-    return LoadedSkill(component, SkillKind.FUNCTION, version, run_index, metadata_index)
+    return LoadedSkill(component, SkillKind.FUNCTION, version, run_index, metadata_index, typed_once)
 
 
 def _valid_schema(raw: bytes) -> Any:
@@ -320,7 +325,10 @@ class WasmRuntime:
             # A fresh instance, made ahead of time when the skill ran recently (runtime/spares.py).
             prepared = self.spares.take(skill.component, memory, invocation)
             func = prepared.instance.get_func(prepared.store, index)
-            return func(prepared.store, *args)
+            if not skill.one_type_per_import:
+                return func(prepared.store, *args)
+            with wasm_calls.typed_once():
+                return func(prepared.store, *args)
         finally:
             bindings.bind_invocation(None)
             invocation.close_resources()

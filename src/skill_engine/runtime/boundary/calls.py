@@ -10,12 +10,21 @@ type it was built for, whichever component, instance or store calls; a different
 version importing the same name) gets a signature of its own. Caches are small LRU lists: at most
 `PER_HOST_FUNCTION` signatures per host function definition (they go with it when its linker is freed)
 and `EXPORTS` for export calls.
+
+That comparison is six C calls per host call with a parameter and a result, about a fifth of what a
+stream event costs at the boundary (bench/RESULTS.md, "Session 8"). Within one export call, the guest's
+host calls all come from one instance, and an instance imports each host function with one type unless
+the component imports two versions of one interface (both resolve to the same definition): for a
+component without such imports (`one_type_per_import`), `typed_once()` keeps the signature a host
+function matched for the rest of the export call.
 """
 
 from __future__ import annotations
 
 import ctypes
 import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from ctypes import byref
 from typing import Any
 
@@ -140,6 +149,45 @@ class SignatureCache:
 # -- host functions (imports) -----------------------------------------------------------------------
 
 
+class _CallScope(threading.local):
+    """The signatures host functions matched during the current export call on this thread, by host
+    function index; None outside `typed_once()`."""
+
+    matched: dict[int, Signature] | None = None
+
+
+_scope = _CallScope()
+
+
+def one_type_per_import(import_names: Iterable[str]) -> bool:
+    """Whether no two of a component's imports are versions of one interface (`a:b/c@0.3.0` and
+    `a:b/c@0.3.1`, or one of them without a version): then each host function is reached through one
+    import, with one type, in any of its instances."""
+    unversioned = [name.partition("@")[0] for name in import_names]
+    return len(set(unversioned)) == len(unversioned)
+
+
+@contextmanager
+def typed_once() -> Iterator[None]:
+    """Host calls made on this thread inside the block reuse the signature their host function matched
+    first; only for an export call of a component with `one_type_per_import`."""
+    outer, _scope.matched = _scope.matched, {}
+    try:
+        yield
+    finally:
+        _scope.matched = outer
+
+
+def _signature(idx: int, host: HostFunction, ty_raw: Any, nargs: int, nresults: int) -> Signature:
+    matched = _scope.matched
+    if matched is None:
+        return host.signatures.get(ty_raw, nargs, nresults)
+    signature = matched.get(idx)
+    if signature is None:
+        signature = matched[idx] = host.signatures.get(ty_raw, nargs, nresults)
+    return signature
+
+
 class HostFunction:
     """What `add_func` stores for a host function: the Python function and its signatures."""
 
@@ -154,8 +202,9 @@ class HostFunction:
 @ffi.wasmtime_component_func_callback_t
 def func_impl(idx, context, ty_raw, args, nargs, results, nresults):  # type: ignore
     def run(store: StoreContext) -> None:
-        host: HostFunction = _linker.FUNCTIONS.get(idx or 0)
-        signature = host.signatures.get(ty_raw, nargs, nresults)
+        index = idx or 0
+        host: HostFunction = _linker.FUNCTIONS.get(index)
+        signature = _signature(index, host, ty_raw, nargs, nresults)
         assert signature.nparams == nargs
         lower_result = signature.lower_result
         assert nresults == (0 if lower_result is None else 1)
