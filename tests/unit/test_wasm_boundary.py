@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import threading
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -420,3 +421,98 @@ def test_sdk_built_skills_of_every_wit_line_have_one_type_per_import(
     """The engine's export calls of SDK-built skills run inside `typed_once()` (runtime/runner.py)."""
     for line, component in components.items():
         assert inspect_component(engine, component, alpha=line == "0.5").one_type_per_import, line
+
+
+BORROWING = """(component
+  (import "host:x/r" (instance $h
+    (export "res" (type $res (sub resource)))
+    (export "[constructor]res" (func (result (own $res))))
+    (export "[method]res.get" (func (param "self" (borrow $res)) (result u32)))))
+  (alias export $h "res" (type $res))
+  (core func $new (canon lower (func $h "[constructor]res")))
+  (core func $get (canon lower (func $h "[method]res.get")))
+  (core func $drop (canon resource.drop $res))
+  (core module $m
+    (import "" "new" (func $new (result i32)))
+    (import "" "get" (func $get (param i32) (result i32)))
+    (import "" "drop" (func $drop (param i32)))
+    (func (export "call") (param $n i32) (result i32) (local $r i32) (local $sum i32)
+      (local.set $r (call $new))
+      (loop $again
+        (local.set $sum (i32.add (local.get $sum) (call $get (local.get $r))))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br_if $again (i32.gt_s (local.get $n) (i32.const 0))))
+      (call $drop (local.get $r))
+      (local.get $sum)))
+  (core instance $i (instantiate $m (with "" (instance
+    (export "new" (func $new)) (export "get" (func $get)) (export "drop" (func $drop))))))
+  (func (export "call") (param "n" s32) (result u32) (canon lift (core func $i "call"))))"""
+
+
+def borrowing_call(engine: wasmtime.Engine, get: Any, calls: int = 3) -> int:
+    """Runs BORROWING's export: one host resource (rep 41, type 7), `calls` method calls on it."""
+    from wasmtime.component import ResourceHost, ResourceType
+
+    component = Component(engine, BORROWING)
+    linker = Linker(engine)
+    with linker.root() as root, root.add_instance("host:x/r") as instance:
+        instance.add_resource("res", ResourceType.host(7), lambda _store, _rep: None)
+        instance.add_func("[constructor]res", lambda _store: ResourceHost.own(41, 7))
+        instance.add_func("[method]res.get", get)
+    store = wasmtime.Store(engine)
+    store.set_epoch_deadline(1 << 40)
+    call = linker.instantiate(store, component).get_func(store, "call")
+    try:
+        return int(call(store, calls))
+    finally:
+        store.close()
+
+
+def test_a_borrowed_self_reaches_the_host_as_its_resource_like_stock(engine: wasmtime.Engine) -> None:
+    """A method's `self` (`borrow<T>`) lifts without wasmtime-py's two wrapper objects (boundary/borrows.py),
+    and bindings written for stock wasmtime-py see the same resource: `to_host(store)` answers its rep and
+    type, and many calls on one handle keep working."""
+    seen: list[tuple[int, int]] = []
+
+    def get(store: Any, self_: Any) -> int:
+        host = self_.to_host(store)
+        seen.append((host.rep, host.type))
+        return int(host.rep)
+
+    with wasmtime_fixes.stock_calls():
+        assert borrowing_call(engine, get) == 3 * 41
+    stock, seen[:] = list(seen), []
+    assert borrowing_call(engine, get, calls=500) == 500 * 41
+    assert stock == [(41, 7)] * 3
+    assert seen == [(41, 7)] * 500
+
+
+def test_converting_a_borrow_again_answers_the_same_resource(engine: wasmtime.Engine) -> None:
+    """Stock fails a second `to_host` of one borrow (the first released it: "unknown handle index");
+    a `Borrowed` keeps what the first answered."""
+
+    def twice(store: Any, self_: Any) -> int:
+        first, again = self_.to_host(store), self_.to_host(store)
+        assert (again.rep, again.type) == (first.rep, first.type) == (41, 7)
+        return int(again.rep)
+
+    with wasmtime_fixes.stock_calls(), pytest.raises(wasmtime.WasmtimeError, match="unknown handle"):
+        borrowing_call(engine, twice)
+    assert borrowing_call(engine, twice) == 3 * 41
+
+
+def test_a_borrow_the_host_never_converts_fails_the_call_as_on_stock(engine: wasmtime.Engine) -> None:
+    """wasmtime requires a host function to release a borrow it was given within the call; one that never
+    converts it fails the export call with the same error as on stock, and the next call works."""
+
+    def careless(_store: Any, _self: Any) -> int:
+        return 1
+
+    errors = []
+    for stock in (True, False):
+        context = wasmtime_fixes.stock_calls() if stock else nullcontext()
+        with context, pytest.raises(wasmtime.WasmtimeError) as failure:
+            borrowing_call(engine, careless)
+        errors.append(str(failure.value).splitlines()[0])
+    assert errors[0] == errors[1]
+    assert borrowing_call(engine, lambda store, self_: self_.to_host(store).rep) == 3 * 41

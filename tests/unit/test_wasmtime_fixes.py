@@ -393,7 +393,7 @@ def test_data_only_c_calls_keep_the_gil() -> None:
     engine's CPU, bench/RESULTS.md). The engine's bindings keep it for calls that only touch data."""
     from wasmtime import _bindings
 
-    from skill_engine.runtime.boundary import calls, values
+    from skill_engine.runtime.boundary import borrows, calls, values
 
     with wasmtime_fixes.unapplied():
         assert not any(keeps_the_gil(getattr(_bindings, f"_{name}")) for name in PER_STREAM_EVENT)
@@ -406,6 +406,11 @@ def test_data_only_c_calls_keep_the_gil() -> None:
         calls._equal,
         calls._valtype_delete,
         values._byte_vec_new,
+        borrows._to_host,
+        borrows._any_delete,
+        borrows._host_rep,
+        borrows._host_type,
+        borrows._host_delete,
     ):
         assert keeps_the_gil(function)
 

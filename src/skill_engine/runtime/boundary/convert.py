@@ -4,7 +4,8 @@ wasmtime-py's `ValType.convert_to_c`/`convert_from_c` walk the type through the 
 a record asks for its fields, a variant for its cases, an untagged option or result collects the Python
 classes of each case, all again for every element of a list. `lowerer(ty)` and `lifter(ty)` do that walk
 once and return plain closures; the values they produce and accept are exactly stock wasmtime-py's
-(`Record`, `Variant`, `None` for `none`, `bytes` for `list<u8>`, ...), with the same type errors.
+(`Record`, `Variant`, `None` for `none`, `bytes` for `list<u8>`, ...), with the same type errors;
+a `borrow<T>` lifts to a `borrows.Borrowed`, which answers `to_host(store)` like a `ResourceAny`.
 A lowerer writes into a `wasmtime_component_val_t` (not a pointer to one), a lifter reads one and frees
 what it owned, as the stock methods do. Types without a fast path (flags, resources, futures, ...) keep
 the stock methods.
@@ -20,7 +21,7 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import _types
 from wasmtime.component._types import Record
 
-from skill_engine.runtime.boundary import variants
+from skill_engine.runtime.boundary import borrows, variants
 from skill_engine.runtime.boundary.values import (
     BOOL,
     SCALARS,
@@ -246,4 +247,6 @@ def lifter(ty: Any) -> Lift:
         return variants.lift_option(ty, lifter)
     if isinstance(ty, _types.ResultType):
         return variants.lift_result(ty, lifter)
+    if isinstance(ty, _types.BorrowType):
+        return borrows.lift_borrow
     return ty.convert_from_c  # type: ignore[no-any-return]
