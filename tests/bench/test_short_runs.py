@@ -73,3 +73,12 @@ def test_boundary_short(probe_wasm: Path, streamer_wasm: Path, compiled_cache: P
     assert "| workload | stock calls ms | engine calls ms | ratio | µs per stream event |" in out
     assert "| stream (20 events) |" in out
     assert "ratio = engine calls / stock calls" in out
+
+
+def test_tables_short(probe_wasm: Path, compiled_cache: Path) -> None:
+    """The probe skill's core modules and their element segments, read from the binary. Every SDK-built
+    skill links CPython as a shared library whose segments go into an imported table."""
+    out = run_bench("bench.tables", compiled_cache)
+    assert "| core module | name | bytes | element segments | deferred | eager |" in out
+    assert "libpython3.12.so" in out
+    assert "function references are initialised at every instantiation" in out

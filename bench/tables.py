@@ -1,0 +1,206 @@
+"""Why instantiating a skill costs what it does: the function references a fresh instance initialises.
+
+wasmtime builds a table's initial contents ahead of time, and then each function reference lazily on the
+first indirect call through it, only for a table the module defines whose element segments have
+constant offsets. Any other active segment is applied while the instance is made: every element costs a
+function reference built on the spot (`Instance::get_func_ref`, two `CompiledFunctionsTable::func_loc`
+lookups). componentize-py links CPython and every native extension as shared libraries that import one
+`__indirect_function_table` and place their segments at an imported `__table_base`, so an SDK-built skill
+initialises thousands of them per invocation (bench/RESULTS.md, "Session 11").
+
+This reads a component's core modules (no wasmtime involved) and prints their element segments: how many
+elements wasmtime can defer and how many it initialises at instantiation.
+
+    .venv/bin/python -m bench.tables [skill.wasm ...]    # default: the `probe` test skill
+    .venv/bin/python -m bench.tables --short             # the smoke run of `make test`
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.support.skills import build_skill
+
+_CORE_MODULE = 1
+_NESTED_COMPONENT = 4
+_CUSTOM, _IMPORT, _TABLE, _ELEMENT = 0, 2, 4, 9
+_I32_CONST, _GLOBAL_GET, _END = 0x41, 0x23, 0x0B
+
+
+def _uleb(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def _skip_expr(data: bytes, at: int) -> tuple[str, int]:
+    """The constant expression's first instruction (`i32.const`, `global.get`, ...) and where it ends."""
+    opcode = data[at]
+    kind = {_I32_CONST: "i32.const", _GLOBAL_GET: "global.get"}.get(opcode, f"0x{opcode:02x}")
+    while data[at] != _END:  # offsets and elements are single instructions with LEB immediates
+        at += 1
+    return kind, at + 1
+
+
+def _name(data: bytes, at: int) -> tuple[str, int]:
+    size, at = _uleb(data, at)
+    return data[at : at + size].decode("utf-8", "replace"), at + size
+
+
+def _limits(data: bytes, at: int) -> int:
+    flags = data[at]
+    _, at = _uleb(data, at + 1)
+    if flags & 1:
+        _, at = _uleb(data, at)
+    return at
+
+
+@dataclass
+class CoreModule:
+    index: int
+    size: int
+    name: str = ""
+    imported_tables: int = 0
+    defined_tables: int = 0
+    deferred: int = 0
+    """Elements wasmtime initialises lazily (a defined table, a constant offset)."""
+    eager: int = 0
+    """Elements applied while the instance is made."""
+    segments: list[str] = field(default_factory=list)
+
+
+def _parse_module(index: int, data: bytes) -> CoreModule:
+    module = CoreModule(index, len(data))
+    at = 8
+    while at < len(data):
+        section = data[at]
+        size, at = _uleb(data, at + 1)
+        body, at = data[at : at + size], at + size
+        if section == _CUSTOM:
+            _read_name_section(module, body)
+        elif section == _IMPORT:
+            _read_imports(module, body)
+        elif section == _TABLE:
+            module.defined_tables, _ = _uleb(body, 0)
+        elif section == _ELEMENT:
+            _read_elements(module, body)
+    return module
+
+
+def _read_name_section(module: CoreModule, body: bytes) -> None:
+    name, at = _name(body, 0)
+    if name != "name" or at >= len(body) or body[at] != 0:  # subsection 0: the module's name
+        return
+    _, at = _uleb(body, at + 1)
+    module.name, _ = _name(body, at)
+
+
+def _read_imports(module: CoreModule, body: bytes) -> None:
+    count, at = _uleb(body, 0)
+    for _ in range(count):
+        _, at = _name(body, at)
+        _, at = _name(body, at)
+        kind = body[at]
+        at += 1
+        if kind == 0:  # function: type index
+            _, at = _uleb(body, at)
+        elif kind == 1:  # table: reference type, limits
+            module.imported_tables += 1
+            at = _limits(body, at + 1)
+        elif kind == 2:  # memory: limits
+            at = _limits(body, at)
+        elif kind == 3:  # global: value type, mutability
+            at += 2
+        else:
+            raise ValueError(f"core module {module.index}: unknown import kind {kind}")
+
+
+def _read_elements(module: CoreModule, body: bytes) -> None:
+    count, at = _uleb(body, 0)
+    for _ in range(count):
+        flags, at = _uleb(body, at)
+        table = 0
+        if flags in (2, 6):
+            table, at = _uleb(body, at)
+        offset = None
+        if flags in (0, 2, 4, 6):  # active
+            offset, at = _skip_expr(body, at)
+        if flags in (1, 2, 3, 5, 6, 7):  # element kind or reference type
+            at += 1
+        elements, at = _uleb(body, at)
+        for _ in range(elements):
+            if flags < 4:
+                _, at = _uleb(body, at)
+            else:
+                _, at = _skip_expr(body, at)
+        if offset is None:
+            module.segments.append(f"{elements} passive/declared")
+            continue
+        imported = table < module.imported_tables
+        lazy = not imported and offset == "i32.const"
+        if lazy:
+            module.deferred += elements
+        else:
+            module.eager += elements
+        where = "imported table" if imported else "own table"
+        module.segments.append(f"{elements} at {offset} into its {where}")
+
+
+def core_modules(data: bytes) -> list[CoreModule]:
+    """Every core module of a component binary (nested components included), in binary order."""
+    found: list[CoreModule] = []
+
+    def walk(component: bytes) -> None:
+        at = 8
+        while at < len(component):
+            section = component[at]
+            size, at = _uleb(component, at + 1)
+            body, at = component[at : at + size], at + size
+            if section == _CORE_MODULE:
+                found.append(_parse_module(len(found), body))
+            elif section == _NESTED_COMPONENT:
+                walk(body)
+
+    walk(data)
+    return found
+
+
+def report(path: Path) -> None:
+    modules = core_modules(path.read_bytes())
+    print(f"{path.name}: {len(modules)} core modules\n")
+    print("| core module | name | bytes | element segments | deferred | eager |")
+    print("|---|---|---|---|---|---|")
+    for m in modules:
+        if m.segments:
+            segments = "; ".join(m.segments)
+            print(f"| {m.index} | {m.name or '-'} | {m.size:,} | {segments} | {m.deferred:,} | {m.eager:,} |")
+    deferred = sum(m.deferred for m in modules)
+    eager = sum(m.eager for m in modules)
+    total = deferred + eager
+    share = eager / total if total else 0.0
+    print(
+        f"\n{eager:,} of {total:,} function references are initialised at every instantiation "
+        f"({share:.2f}x of all; deferred until first use: {deferred:,})\n"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("wasm", nargs="*", type=Path, help="components to read (default: the probe skill)")
+    parser.add_argument("--short", action="store_true", help="the probe skill only (a smoke run)")
+    args = parser.parse_args()
+    for path in args.wasm or [build_skill("probe")]:
+        report(path)
+
+
+if __name__ == "__main__":
+    main()
