@@ -9,7 +9,9 @@ lookups). componentize-py links CPython and every native extension as shared lib
 initialises thousands of them per invocation (bench/RESULTS.md, "Session 11").
 
 This reads a component's core modules (no wasmtime involved) and prints their element segments: how many
-elements wasmtime can defer and how many it initialises at instantiation.
+elements wasmtime can defer and how many it initialises at instantiation. Then it measures what that
+costs: instantiating core modules with as many functions in one segment, placed three ways, the first
+(a table of the module's own, a constant offset: deferred) being the baseline.
 
     .venv/bin/python -m bench.tables [skill.wasm ...]    # default: the `probe` test skill
     .venv/bin/python -m bench.tables --short             # the smoke run of `make test`
@@ -18,8 +20,12 @@ elements wasmtime can defer and how many it initialises at instantiation.
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import wasmtime
 
 from tests.support.skills import build_skill
 
@@ -172,7 +178,51 @@ def core_modules(data: bytes) -> list[CoreModule]:
     return found
 
 
-def report(path: Path) -> None:
+def _placements(n: int) -> dict[str, str]:
+    functions = " ".join(f"(func $f{i} (result i32) i32.const {i})" for i in range(n))
+    refs = " ".join(f"$f{i}" for i in range(n))
+    table = f'(import "env" "table" (table {n} funcref))'
+    return {
+        "its own table, constant offset": f"(module (table {n} funcref) {functions} "
+        f"(elem (i32.const 0) func {refs}))",
+        "an imported table, constant offset": f"(module {table} {functions} "
+        f"(elem (i32.const 0) func {refs}))",
+        "an imported table, imported offset (as componentize-py)": f'(module {table} (import "env" "base" '
+        f"(global i32)) {functions} (elem (global.get 0) func {refs}))",
+    }
+
+
+def instantiation_cost(n: int, runs: int) -> None:
+    """Median thread CPU of instantiating a core module whose one segment holds `n` functions."""
+    engine = wasmtime.Engine()
+    print(f"Instantiating a core module with {n:,} functions in one element segment ({runs} runs each):\n")
+    print("| segment into | instantiate ms | ratio |")
+    print("|---|---|---|")
+    baseline = None
+    for placement, wat in _placements(n).items():
+        module = wasmtime.Module(engine, wat)
+        samples = []
+        for _ in range(runs):
+            store = wasmtime.Store(engine)
+            imports: list[wasmtime.Table | wasmtime.Global] = []
+            for item in module.imports:
+                if isinstance(item.type, wasmtime.TableType):
+                    ty = wasmtime.TableType(wasmtime.ValType.funcref(), wasmtime.Limits(n, None))
+                    imports.append(wasmtime.Table(store, ty, None))
+                else:
+                    ty_global = wasmtime.GlobalType(wasmtime.ValType.i32(), False)
+                    imports.append(wasmtime.Global(store, ty_global, wasmtime.Val.i32(0)))
+            started = time.thread_time()
+            wasmtime.Instance(store, module, imports)
+            samples.append(time.thread_time() - started)
+        ms = statistics.median(samples) * 1000
+        baseline = baseline or ms
+        print(f"| {placement} | {ms:.3f} | {ms / baseline:.0f}x |")
+    print("\nratio = instantiation CPU / the deferred placement's, in the same run\n")
+
+
+def report(path: Path) -> int:
+    """Prints the component's segments; returns how many elements it initialises eagerly."""
     modules = core_modules(path.read_bytes())
     print(f"{path.name}: {len(modules)} core modules\n")
     print("| core module | name | bytes | element segments | deferred | eager |")
@@ -189,6 +239,7 @@ def report(path: Path) -> None:
         f"\n{eager:,} of {total:,} function references are initialised at every instantiation "
         f"({share:.2f}x of all; deferred until first use: {deferred:,})\n"
     )
+    return eager
 
 
 def main() -> None:
@@ -198,8 +249,13 @@ def main() -> None:
     parser.add_argument("wasm", nargs="*", type=Path, help="components to read (default: the probe skill)")
     parser.add_argument("--short", action="store_true", help="the probe skill only (a smoke run)")
     args = parser.parse_args()
+    eager = 0
     for path in args.wasm or [build_skill("probe")]:
-        report(path)
+        eager = max(eager, report(path))
+    if args.short:
+        instantiation_cost(500, 10)
+    else:
+        instantiation_cost(eager or 8000, 300)
 
 
 if __name__ == "__main__":

@@ -82,3 +82,4 @@ def test_tables_short(probe_wasm: Path, compiled_cache: Path) -> None:
     assert "| core module | name | bytes | element segments | deferred | eager |" in out
     assert "libpython3.12.so" in out
     assert "function references are initialised at every instantiation" in out
+    assert "| segment into | instantiate ms | ratio |" in out
