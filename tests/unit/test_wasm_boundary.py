@@ -20,7 +20,17 @@ from typing import Any
 import pytest
 import wasmtime
 from wasmtime import _ffi as ffi
-from wasmtime.component import Component, FuncType, Linker, Record, Variant, _linker, _types
+from wasmtime.component import (
+    Component,
+    FuncType,
+    Linker,
+    Record,
+    ResourceHost,
+    ResourceType,
+    Variant,
+    _linker,
+    _types,
+)
 
 from skill_engine.runtime import wasmtime_fixes
 from skill_engine.runtime.boundary import calls as wasm_calls
@@ -451,8 +461,6 @@ BORROWING = """(component
 
 def borrowing_call(engine: wasmtime.Engine, get: Any, calls: int = 3) -> int:
     """Runs BORROWING's export: one host resource (rep 41, type 7), `calls` method calls on it."""
-    from wasmtime.component import ResourceHost, ResourceType
-
     component = Component(engine, BORROWING)
     linker = Linker(engine)
     with linker.root() as root, root.add_instance("host:x/r") as instance:

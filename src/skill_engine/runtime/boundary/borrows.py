@@ -25,20 +25,12 @@ _RESOURCE = ffi.WASMTIME_COMPONENT_RESOURCE.value
 _HostPtr = ctypes.POINTER(ffi.wasmtime_component_resource_host_t)
 
 
-def _twin(name: str, argtypes: list[Any], restype: Any) -> Any:
-    """A GIL-holding binding of `name` that takes the `resource_any` handle as a plain address."""
-    function = held.library[name]
-    function.argtypes = argtypes
-    function.restype = restype
-    return function
-
-
-_to_host = _twin(
+# The `resource_any` handle is passed as a plain address (`lift_borrow` takes it out of the value).
+_to_host = held.function(
     "wasmtime_component_resource_any_to_host",
     [ctypes.POINTER(ffi.wasmtime_context_t), ctypes.c_void_p, ctypes.POINTER(_HostPtr)],
-    ctypes.POINTER(ffi.wasmtime_error_t),
 )
-_any_delete = _twin("wasmtime_component_resource_any_delete", [ctypes.c_void_p], None)
+_any_delete = held.function("wasmtime_component_resource_any_delete", [ctypes.c_void_p])
 _host_rep = held.function("wasmtime_component_resource_host_rep")
 _host_type = held.function("wasmtime_component_resource_host_type")
 _host_delete = held.function("wasmtime_component_resource_host_delete")

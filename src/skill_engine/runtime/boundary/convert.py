@@ -7,8 +7,8 @@ once and return plain closures; the values they produce and accept are exactly s
 (`Record`, `Variant`, `None` for `none`, `bytes` for `list<u8>`, ...), with the same type errors;
 a `borrow<T>` lifts to a `borrows.Borrowed`, which answers `to_host(store)` like a `ResourceAny`.
 A lowerer writes into a `wasmtime_component_val_t` (not a pointer to one), a lifter reads one and frees
-what it owned, as the stock methods do. Types without a fast path (flags, resources, futures, ...) keep
-the stock methods.
+what it owned, as the stock methods do. Types without a fast path (flags, owned resources, futures, ...)
+keep the stock methods.
 """
 
 from __future__ import annotations

@@ -45,11 +45,12 @@ def holds(name: str) -> bool:
     return HELD.match(name) is not None and "drop" not in name
 
 
-def function(name: str) -> Any:
-    """The GIL-holding twin of `_bindings._<name>` (same argument and result types)."""
+def function(name: str, argtypes: list[Any] | None = None) -> Any:
+    """The GIL-holding twin of `_bindings._<name>`: same result type, and the same argument types unless
+    `argtypes` replaces them (e.g. a handle passed as a plain address)."""
     stock = getattr(_bindings, f"_{name}")
     twin = library[name]
-    twin.argtypes = stock.argtypes
+    twin.argtypes = stock.argtypes if argtypes is None else argtypes
     twin.restype = stock.restype
     return twin
 
