@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from tests.support.skills import build_skill
 
 _CORE_MODULE = 1
 _NESTED_COMPONENT = 4
-_CUSTOM, _IMPORT, _TABLE, _ELEMENT = 0, 2, 4, 9
+_CUSTOM, _IMPORT, _ELEMENT = 0, 2, 9
 _I32_CONST, _GLOBAL_GET, _END = 0x41, 0x23, 0x0B
 
 
@@ -60,6 +61,16 @@ def _name(data: bytes, at: int) -> tuple[str, int]:
     return data[at : at + size].decode("utf-8", "replace"), at + size
 
 
+def _sections(binary: bytes) -> Iterator[tuple[int, bytes]]:
+    """(id, body) of each section of a core module or component binary, after its 8-byte preamble."""
+    at = 8
+    while at < len(binary):
+        section = binary[at]
+        size, at = _uleb(binary, at + 1)
+        yield section, binary[at : at + size]
+        at += size
+
+
 def _limits(data: bytes, at: int) -> int:
     flags = data[at]
     _, at = _uleb(data, at + 1)
@@ -74,7 +85,6 @@ class CoreModule:
     size: int
     name: str = ""
     imported_tables: int = 0
-    defined_tables: int = 0
     deferred: int = 0
     """Elements wasmtime initialises lazily (a defined table, a constant offset)."""
     eager: int = 0
@@ -84,17 +94,11 @@ class CoreModule:
 
 def _parse_module(index: int, data: bytes) -> CoreModule:
     module = CoreModule(index, len(data))
-    at = 8
-    while at < len(data):
-        section = data[at]
-        size, at = _uleb(data, at + 1)
-        body, at = data[at : at + size], at + size
+    for section, body in _sections(data):
         if section == _CUSTOM:
             _read_name_section(module, body)
         elif section == _IMPORT:
             _read_imports(module, body)
-        elif section == _TABLE:
-            module.defined_tables, _ = _uleb(body, 0)
         elif section == _ELEMENT:
             _read_elements(module, body)
     return module
@@ -164,11 +168,7 @@ def core_modules(data: bytes) -> list[CoreModule]:
     found: list[CoreModule] = []
 
     def walk(component: bytes) -> None:
-        at = 8
-        while at < len(component):
-            section = component[at]
-            size, at = _uleb(component, at + 1)
-            body, at = component[at : at + size], at + size
+        for section, body in _sections(component):
             if section == _CORE_MODULE:
                 found.append(_parse_module(len(found), body))
             elif section == _NESTED_COMPONENT:
@@ -247,7 +247,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("wasm", nargs="*", type=Path, help="components to read (default: the probe skill)")
-    parser.add_argument("--short", action="store_true", help="the probe skill only (a smoke run)")
+    parser.add_argument(
+        "--short", action="store_true", help="the probe skill, a small measurement (a smoke run)"
+    )
     args = parser.parse_args()
     eager = 0
     for path in args.wasm or [build_skill("probe")]:
