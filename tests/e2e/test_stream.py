@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -341,6 +342,32 @@ def test_client_disconnect_cancels_the_skill_and_closes_the_upstream_stream(
     while in_flight(engine) != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert in_flight(engine) == 0
+
+
+def test_a_client_gone_right_after_its_request_stops_the_skill(
+    engine: EngineProcess, openai: tuple[OpenAIServer, str]
+) -> None:
+    """A client that leaves right after sending its request (its response never read) stops the skill
+    and leaves no upstream stream open."""
+    backend, _ = openai
+    marker = "message stream of my-team/streamer cancelled"
+    cancelled_before = engine.logs().count(marker)
+    open_before = backend.open_streams - backend.closed_streams
+    host, port = engine.url.removeprefix("http://").split(":")
+    body = json.dumps({"mode": "chat_stream", "model": "endless"}).encode()
+    head = f"host: {host}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    request = b"POST /v1/skills/my-team/streamer/message-stream HTTP/1.1\r\n" + head.encode() + body
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+    deadline = time.monotonic() + 15
+    while engine.logs().count(marker) == cancelled_before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert engine.logs().count(marker) > cancelled_before
+    deadline = time.monotonic() + 15
+    while in_flight(engine) != 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert in_flight(engine) == 0
+    assert backend.open_streams - backend.closed_streams == open_before, "an upstream stream was left open"
 
 
 def test_client_disconnect_cancels_a_run(engine: EngineProcess, openai: tuple[OpenAIServer, str]) -> None:
