@@ -208,8 +208,14 @@ def func_impl(idx, context, ty_raw, args, nargs, results, nresults):  # type: ig
         assert signature.nparams == nargs
         lower_result = signature.lower_result
         assert nresults == (0 if lower_result is None else 1)
-        pyargs = [lift(args[i]) for i, lift in enumerate(signature.lifts)]
-        result = host.func(store, *pyargs)
+        lifts = signature.lifts
+        # Resource methods take one or two parameters: no list and no comprehension frame for them.
+        if nargs == 1:
+            result = host.func(store, lifts[0](args[0]))
+        elif nargs == 2:
+            result = host.func(store, lifts[0](args[0]), lifts[1](args[1]))
+        else:
+            result = host.func(store, *[lift(args[i]) for i, lift in enumerate(lifts)])
         if lower_result is None:
             assert result is None
         else:

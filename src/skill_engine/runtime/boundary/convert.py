@@ -21,7 +21,7 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import _types
 from wasmtime.component._types import Record
 
-from skill_engine.runtime.boundary import borrows, variants
+from skill_engine.runtime.boundary import borrows, held, variants
 from skill_engine.runtime.boundary.values import (
     BOOL,
     SCALARS,
@@ -30,9 +30,13 @@ from skill_engine.runtime.boundary.values import (
     lift_bytes,
     lift_enum,
     lift_string,
+    list_delete,
+    list_new,
     lower_bytes_value,
     lower_enum,
     lower_string,
+    record_delete,
+    record_new,
     scalar_lift,
     scalar_lower,
     set_name,
@@ -43,6 +47,8 @@ __all__ = ["Lift", "Lower", "lifter", "lowerer"]
 _LIST = ffi.WASMTIME_COMPONENT_LIST.value
 _RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
 _TUPLE = ffi.WASMTIME_COMPONENT_TUPLE.value
+_tuple_new = held.function("wasmtime_component_valtuple_new_uninit")
+_tuple_delete = held.function("wasmtime_component_valtuple_delete")
 
 
 def _lower_record(ty: Any) -> Lower:
@@ -51,7 +57,7 @@ def _lower_record(ty: Any) -> Lower:
 
     def lower(store: Any, val: Any, c: Any) -> None:
         raw = ffi.wasmtime_component_valrecord_t()
-        ffi.wasmtime_component_valrecord_new_uninit(raw, n)
+        record_new(raw, n)
         data = raw.data
         i = 0
         try:
@@ -67,7 +73,7 @@ def _lower_record(ty: Any) -> Lower:
                 entry.val.of.boolean = False
                 if j > i:
                     ffi.wasm_byte_vec_new_empty(byref(entry.name))
-            ffi.wasmtime_component_valrecord_delete(byref(raw))
+            record_delete(byref(raw))
             raise
         c.kind = _RECORD
         c.of.record = raw
@@ -90,7 +96,7 @@ def _lift_record(ty: Any) -> Lift:
                 inner.of.boolean = False
             return ret
         finally:
-            ffi.wasmtime_component_valrecord_delete(byref(record))
+            record_delete(byref(record))
 
     return lift
 
@@ -101,7 +107,7 @@ def _lower_list(element: Lower) -> Lower:
             raise TypeError("expected list value")
         n = len(val)
         raw = ffi.wasmtime_component_vallist_t()
-        ffi.wasmtime_component_vallist_new_uninit(raw, n)
+        list_new(raw, n)
         data = raw.data
         i = 0
         try:
@@ -112,7 +118,7 @@ def _lower_list(element: Lower) -> Lower:
             for j in range(i, n):
                 data[j].kind = BOOL
                 data[j].of.boolean = False
-            ffi.wasmtime_component_vallist_delete(byref(raw))
+            list_delete(byref(raw))
             raise
         c.kind = _LIST
         c.of.list = raw
@@ -133,7 +139,7 @@ def _lift_list(element: Lift) -> Lift:
                 inner.of.boolean = False
             return out
         finally:
-            ffi.wasmtime_component_vallist_delete(byref(raw))
+            list_delete(byref(raw))
 
     return lift
 
@@ -148,7 +154,7 @@ def _lower_tuple(ty: Any) -> Lower:
         if len(val) != n:
             raise TypeError("tuple length mismatch")
         raw = ffi.wasmtime_component_valtuple_t()
-        ffi.wasmtime_component_valtuple_new_uninit(raw, n)
+        _tuple_new(raw, n)
         data = raw.data
         i = 0
         try:
@@ -159,7 +165,7 @@ def _lower_tuple(ty: Any) -> Lower:
             for j in range(i, n):
                 data[j].kind = BOOL
                 data[j].of.boolean = False
-            ffi.wasmtime_component_valtuple_delete(byref(raw))
+            _tuple_delete(byref(raw))
             raise
         c.kind = _TUPLE
         c.of.tuple = raw
@@ -182,7 +188,7 @@ def _lift_tuple(ty: Any) -> Lift:
                 inner.of.boolean = False
             return tuple(out)
         finally:
-            ffi.wasmtime_component_valtuple_delete(byref(raw))
+            _tuple_delete(byref(raw))
 
     return lift
 

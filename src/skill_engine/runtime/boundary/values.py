@@ -32,10 +32,15 @@ _RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
 _byte_vec_new = ctypes.PYFUNCTYPE(
     None, ctypes.POINTER(ffi.wasm_byte_vec_t), ctypes.c_size_t, ctypes.c_char_p
 )(("wasm_byte_vec_new", held.library))
-_byte_vec_delete = ffi.wasm_byte_vec_delete
+# The C functions themselves, not wasmtime-py's Python wrappers around them (one frame less per call).
+_byte_vec_delete = held.function("wasm_byte_vec_delete")
 _string_at = ctypes.string_at
-_val_new = ffi.wasmtime_component_val_new
-_val_delete = ffi.wasmtime_component_val_delete
+val_new = held.function("wasmtime_component_val_new")
+val_delete = held.function("wasmtime_component_val_delete")
+record_new = held.function("wasmtime_component_valrecord_new_uninit")
+record_delete = held.function("wasmtime_component_valrecord_delete")
+list_new = held.function("wasmtime_component_vallist_new_uninit")
+list_delete = held.function("wasmtime_component_vallist_delete")
 
 
 def set_name(vec: Any, data: bytes) -> None:
@@ -114,7 +119,7 @@ def lower_bytes(val: bytes | bytearray, c: Any) -> None:
     """A `list<u8>` written with strided slices instead of one 32-byte value struct per byte in Python."""
     n = len(val)
     raw = ffi.wasmtime_component_vallist_t()
-    ffi.wasmtime_component_vallist_new_uninit(raw, n)
+    list_new(raw, n)
     if n:
         base = ctypes.addressof(raw.data.contents)
         ctypes.memset(base, 0, n * _VAL_SIZE)  # a foreign call: runs without the GIL
@@ -150,7 +155,7 @@ def lift_bytes(c: Any) -> bytes:
         return bytes(out)
     finally:
         # u8 values own no memory, so deleting the list frees everything.
-        ffi.wasmtime_component_vallist_delete(byref(c.of.list))
+        list_delete(byref(c.of.list))
 
 
 def lower_bytes_value(_store: Any, val: Any, c: Any) -> None:

@@ -12,14 +12,21 @@ from typing import Any
 from wasmtime import _ffi as ffi
 from wasmtime.component._types import Variant
 
-from skill_engine.runtime.boundary.values import BOOL, Lift, Lower, Val, read_str, set_name
+from skill_engine.runtime.boundary.values import (
+    BOOL,
+    Lift,
+    Lower,
+    Val,
+    read_str,
+    set_name,
+    val_delete,
+    val_new,
+)
 
 Builder = Callable[[Any], Any]
 _VARIANT = ffi.WASMTIME_COMPONENT_VARIANT.value
 _OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
 _RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
-_val_new = ffi.wasmtime_component_val_new
-_val_delete = ffi.wasmtime_component_val_delete
 
 
 def _case_chooser(ty: Any, lowerer: Builder) -> Callable[[Any, Any], tuple[str, Any]]:
@@ -41,7 +48,7 @@ def _case_chooser(ty: Any, lowerer: Builder) -> Callable[[Any, Any], tuple[str, 
     def boxed(store: Any, lower: Lower, payload: Any) -> Any:
         raw = Val()
         lower(store, payload, raw)
-        return _val_new(byref(raw))
+        return val_new(byref(raw))
 
     if tagged:
 
@@ -88,7 +95,7 @@ def _case_lifter(ty: Any, lifter: Builder) -> Callable[[str, Any], Any]:
         payload = lift_payload(inner)
         inner.kind = BOOL
         inner.of.boolean = False
-        _val_delete(ptr)
+        val_delete(ptr)
         return Variant(tag, payload) if tagged else payload
 
     return lift
@@ -120,10 +127,22 @@ def lift_variant(ty: Any, lifter: Builder) -> Lift:
 
 
 def lower_option(ty: Any, lowerer: Builder) -> Lower:
-    choose = _case_chooser(ty, lowerer)
+    """`none` for None, else `some` if the value is of the payload's classes (stock's case order)."""
+    payload_ty = ty.payload
+    classes: set[type] = set()
+    payload_ty.add_classes(classes)
+    some = tuple(classes)
+    lower_some = lowerer(payload_ty)
 
     def lower(store: Any, val: Any, c: Any) -> None:
-        _, raw = choose(store, val)
+        if val is None:
+            raw = None
+        elif isinstance(val, some):
+            payload = Val()
+            lower_some(store, val, payload)
+            raw = val_new(byref(payload))
+        else:
+            raise ValueError("value not valid for this variant")
         c.kind = _OPTION
         c.of.option = raw
 
