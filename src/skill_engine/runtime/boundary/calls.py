@@ -35,6 +35,7 @@ from wasmtime.component._types import FuncType
 
 from skill_engine.runtime.boundary import held
 from skill_engine.runtime.boundary.convert import Lift, Lower, lifter, lowerer
+from skill_engine.runtime.boundary.values import delete_value
 
 PER_HOST_FUNCTION = 4
 EXPORTS = 32
@@ -274,4 +275,4 @@ def func_call(self: Any, store: Any, *params: Any) -> Any:
         return lift_result(result_space)
     finally:
         for i in range(n):
-            ffi.wasmtime_component_val_delete(byref(param_capi[i]))
+            delete_value(param_capi[i])

@@ -27,14 +27,14 @@ from skill_engine.runtime.boundary.values import (
     SCALARS,
     Lift,
     Lower,
+    delete_list,
     lift_bytes,
     lift_enum,
     lift_string,
-    list_delete,
-    list_new,
     lower_bytes_value,
     lower_enum,
     lower_string,
+    new_list,
     record_delete,
     record_new,
     scalar_lift,
@@ -107,7 +107,7 @@ def _lower_list(element: Lower) -> Lower:
             raise TypeError("expected list value")
         n = len(val)
         raw = ffi.wasmtime_component_vallist_t()
-        list_new(raw, n)
+        new_list(raw, n)
         data = raw.data
         i = 0
         try:
@@ -118,7 +118,7 @@ def _lower_list(element: Lower) -> Lower:
             for j in range(i, n):
                 data[j].kind = BOOL
                 data[j].of.boolean = False
-            list_delete(byref(raw))
+            delete_list(raw)
             raise
         c.kind = _LIST
         c.of.list = raw
@@ -139,7 +139,7 @@ def _lift_list(element: Lift) -> Lift:
                 inner.of.boolean = False
             return out
         finally:
-            list_delete(byref(raw))
+            delete_list(raw)
 
     return lift
 

@@ -55,6 +55,16 @@ def function(name: str, argtypes: list[Any] | None = None) -> Any:
     return twin
 
 
+def released(name: str) -> Any:
+    """The GIL-releasing (stock `CDLL`) handle of a data function, for a call whose cost grows with its value:
+    allocating or freeing a `list<u8>` of 50 MiB takes seconds, during which other threads must run."""
+    like = getattr(_bindings, f"_{name}")
+    handle = ffi.dll[name]  # `[]` makes a new function object: the bindings' own stays as it is
+    handle.argtypes = like.argtypes
+    handle.restype = like.restype
+    return handle
+
+
 def twins() -> dict[str, Any]:
     """`_bindings` attribute name -> GIL-holding twin, for every qualifying function of the bindings."""
     return {
