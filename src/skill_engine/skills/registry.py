@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from skill_engine.skills.names import InvalidName, check_name
+
+SETTLE_SECONDS = 0.2
+"""How long a skill file must be unmodified before it is read (a copy in progress keeps modifying it)."""
+SETTLE_LIMIT_SECONDS = 5.0
+"""How long a load waits for a file that keeps changing before it fails."""
 
 
 @dataclass(frozen=True)
@@ -49,18 +55,37 @@ class DirectoryRegistry:
         return self.directory / f"{name}.wasm"
 
     def _load(self, name: str) -> Pulled | None:
+        """The file's bytes once it is whole. A skill copied into the directory appears at its first byte:
+        a file modified less than `SETTLE_SECONDS` ago is read once it is that old, and a read during which
+        the file changed (mtime, size) is repeated; one still changing after `SETTLE_LIMIT_SECONDS` fails
+        the load. Without this a request could load half a copy and fail as an invalid component."""
         file = self._file(name)
+        deadline = time.monotonic() + SETTLE_LIMIT_SECONDS
         try:
-            digest = _mtime_ms(file)  # before reading: a concurrent rewrite then shows as a change later
-            with file.open("rb") as f:
-                wasm = f.read(self.max_size + 1)
+            while True:
+                before = file.stat()  # before reading: a rewrite after it shows as a change later
+                age = time.time() - before.st_mtime
+                settled = not 0 <= age < SETTLE_SECONDS
+                if settled:
+                    with file.open("rb") as f:
+                        wasm = f.read(self.max_size + 1)
+                    after = file.stat()
+                    whole = len(wasm) == after.st_size or len(wasm) > self.max_size
+                    if whole and (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size):
+                        break
+                if time.monotonic() >= deadline:
+                    raise RegistryError(
+                        f"{file} kept changing for {SETTLE_LIMIT_SECONDS:g} s; write it elsewhere and"
+                        " rename it into the directory"
+                    )
+                time.sleep(SETTLE_SECONDS - age if not settled else SETTLE_SECONDS / 4)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
         except OSError as e:
             raise RegistryError(f"Unable to read {file}: {e}") from None
         if len(wasm) > self.max_size:
             raise RegistryError(f"{file} is larger than the limit of {self.max_size} bytes (MAX_SKILL_SIZE)")
-        return Pulled(wasm, digest)
+        return Pulled(wasm, str(before.st_mtime_ns // 1_000_000))
 
     async def load(self, name: str, tag: str) -> Pulled | None:
         return await asyncio.to_thread(self._load, name)
