@@ -347,8 +347,8 @@ def test_client_disconnect_cancels_the_skill_and_closes_the_upstream_stream(
 def test_a_client_gone_right_after_its_request_stops_the_skill(
     engine: EngineProcess, openai: tuple[OpenAIServer, str]
 ) -> None:
-    """A client that leaves right after sending its request (its response never read) stops the skill
-    and leaves no upstream stream open."""
+    """A client that leaves right after sending its request (its response never read) leaves no skill
+    running and no upstream stream open."""
     backend, _ = openai
     marker = "message stream of my-team/streamer cancelled"
     cancelled_before = engine.logs().count(marker)
@@ -359,15 +359,23 @@ def test_a_client_gone_right_after_its_request_stops_the_skill(
     request = b"POST /v1/skills/my-team/streamer/message-stream HTTP/1.1\r\n" + head.encode() + body
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(request)
-    deadline = time.monotonic() + 15
+    # Depending on when the engine sees the disconnect, the skill is cancelled after it started (logged) or
+    # never starts; an "endless" upstream stream left running would keep the gauge at 1 either way.
+    deadline = time.monotonic() + 3
     while engine.logs().count(marker) == cancelled_before and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert engine.logs().count(marker) > cancelled_before
     deadline = time.monotonic() + 15
     while in_flight(engine) != 0 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert in_flight(engine) == 0
-    assert backend.open_streams - backend.closed_streams == open_before, "an upstream stream was left open"
+
+    def still_open() -> int:
+        return backend.open_streams - backend.closed_streams - open_before
+
+    deadline = time.monotonic() + 15  # the backend sees the closed connection at its next write
+    while still_open() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert still_open() == 0, "an upstream stream was left open"
 
 
 def test_client_disconnect_cancels_a_run(engine: EngineProcess, openai: tuple[OpenAIServer, str]) -> None:
