@@ -21,7 +21,7 @@ from wasmtime import _ffi as ffi
 from wasmtime.component import _types
 from wasmtime.component._types import Record
 
-from skill_engine.runtime.boundary import borrows, held, variants
+from skill_engine.runtime.boundary import borrows, variants
 from skill_engine.runtime.boundary.values import (
     BOOL,
     SCALARS,
@@ -40,6 +40,8 @@ from skill_engine.runtime.boundary.values import (
     scalar_lift,
     scalar_lower,
     set_name,
+    tuple_delete,
+    tuple_new,
 )
 
 __all__ = ["Lift", "Lower", "lifter", "lowerer"]
@@ -47,8 +49,6 @@ __all__ = ["Lift", "Lower", "lifter", "lowerer"]
 _LIST = ffi.WASMTIME_COMPONENT_LIST.value
 _RECORD = ffi.WASMTIME_COMPONENT_RECORD.value
 _TUPLE = ffi.WASMTIME_COMPONENT_TUPLE.value
-_tuple_new = held.function("wasmtime_component_valtuple_new_uninit")
-_tuple_delete = held.function("wasmtime_component_valtuple_delete")
 
 
 def _lower_record(ty: Any) -> Lower:
@@ -154,7 +154,7 @@ def _lower_tuple(ty: Any) -> Lower:
         if len(val) != n:
             raise TypeError("tuple length mismatch")
         raw = ffi.wasmtime_component_valtuple_t()
-        _tuple_new(raw, n)
+        tuple_new(raw, n)
         data = raw.data
         i = 0
         try:
@@ -165,7 +165,7 @@ def _lower_tuple(ty: Any) -> Lower:
             for j in range(i, n):
                 data[j].kind = BOOL
                 data[j].of.boolean = False
-            _tuple_delete(byref(raw))
+            tuple_delete(byref(raw))
             raise
         c.kind = _TUPLE
         c.of.tuple = raw
@@ -188,7 +188,7 @@ def _lift_tuple(ty: Any) -> Lift:
                 inner.of.boolean = False
             return tuple(out)
         finally:
-            _tuple_delete(byref(raw))
+            tuple_delete(byref(raw))
 
     return lift
 

@@ -39,8 +39,10 @@ val_new = held.function("wasmtime_component_val_new")
 val_delete = held.function("wasmtime_component_val_delete")
 record_new = held.function("wasmtime_component_valrecord_new_uninit")
 record_delete = held.function("wasmtime_component_valrecord_delete")
-list_new = held.function("wasmtime_component_vallist_new_uninit")
-list_delete = held.function("wasmtime_component_vallist_delete")
+tuple_new = held.function("wasmtime_component_valtuple_new_uninit")
+tuple_delete = held.function("wasmtime_component_valtuple_delete")
+_list_new = held.function("wasmtime_component_vallist_new_uninit")
+_list_delete = held.function("wasmtime_component_vallist_delete")
 # From LARGE elements on, a list is allocated and freed with the GIL released: wasmtime initialises and
 # drops every 32-byte value, ~3 s for the values of a 50 MiB input, which stalled every other request.
 LARGE = 64 * 1024
@@ -50,12 +52,12 @@ _val_delete_released = held.released("wasmtime_component_val_delete")
 
 
 def new_list(raw: Any, n: int) -> None:
-    (list_new if n < LARGE else _list_new_released)(raw, n)
+    (_list_new if n < LARGE else _list_new_released)(raw, n)
 
 
 def delete_list(raw: Any) -> None:
     """Frees a `wasmtime_component_vallist_t` and what it owns."""
-    (list_delete if raw.size < LARGE else _list_delete_released)(byref(raw))
+    (_list_delete if raw.size < LARGE else _list_delete_released)(byref(raw))
 
 
 def delete_value(c: Any) -> None:

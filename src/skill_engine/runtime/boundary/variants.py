@@ -29,6 +29,13 @@ _OPTION = ffi.WASMTIME_COMPONENT_OPTION.value
 _RESULT = ffi.WASMTIME_COMPONENT_RESULT.value
 
 
+def _boxed(store: Any, lower: Lower, payload: Any) -> Any:
+    """The payload lowered into a heap-allocated value (what a case of a variant, option or result holds)."""
+    raw = Val()
+    lower(store, payload, raw)
+    return val_new(byref(raw))
+
+
 def _case_chooser(ty: Any, lowerer: Builder) -> Callable[[Any, Any], tuple[str, Any]]:
     """Returns `choose(store, value) -> (case name, heap-allocated payload or None)`, as stock `_lower`."""
     tagged = ty._tagged()
@@ -45,11 +52,6 @@ def _case_chooser(ty: Any, lowerer: Builder) -> Callable[[Any, Any], tuple[str, 
             cases.append((name, tuple(classes), lower))
             by_tag.setdefault(name, lower)
 
-    def boxed(store: Any, lower: Lower, payload: Any) -> Any:
-        raw = Val()
-        lower(store, payload, raw)
-        return val_new(byref(raw))
-
     if tagged:
 
         def choose(store: Any, val: Any) -> tuple[str, Any]:
@@ -61,7 +63,7 @@ def _case_chooser(ty: Any, lowerer: Builder) -> Callable[[Any, Any], tuple[str, 
             lower = by_tag[tag]
             if lower is None:
                 return tag, None
-            return tag, boxed(store, lower, val.payload)
+            return tag, _boxed(store, lower, val.payload)
 
         return choose
 
@@ -72,7 +74,7 @@ def _case_chooser(ty: Any, lowerer: Builder) -> Callable[[Any, Any], tuple[str, 
                     return name, None
             elif isinstance(val, classes):
                 assert lower is not None
-                return name, boxed(store, lower, val)
+                return name, _boxed(store, lower, val)
         raise ValueError("value not valid for this variant")
 
     return choose_untagged
@@ -138,9 +140,7 @@ def lower_option(ty: Any, lowerer: Builder) -> Lower:
         if val is None:
             raw = None
         elif isinstance(val, some):
-            payload = Val()
-            lower_some(store, val, payload)
-            raw = val_new(byref(payload))
+            raw = _boxed(store, lower_some, val)
         else:
             raise ValueError("value not valid for this variant")
         c.kind = _OPTION
