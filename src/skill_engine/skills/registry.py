@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ class DirectoryRegistry:
             raise RegistryError(f"Unable to read {file}: {e}") from None
         if len(wasm) > self.max_size:
             raise RegistryError(f"{file} is larger than the limit of {self.max_size} bytes (MAX_SKILL_SIZE)")
-        return Pulled(wasm, str(before.st_mtime_ns // 1_000_000))
+        return Pulled(wasm, _digest_of(before))
 
     async def load(self, name: str, tag: str) -> Pulled | None:
         return await asyncio.to_thread(self._load, name)
@@ -113,4 +114,9 @@ class DirectoryRegistry:
 
 
 def _mtime_ms(path: Path) -> str:
-    return str(path.stat().st_mtime_ns // 1_000_000)
+    return _digest_of(path.stat())
+
+
+def _digest_of(stat: os.stat_result) -> str:
+    """A file's digest: its mtime in milliseconds."""
+    return str(stat.st_mtime_ns // 1_000_000)
