@@ -15,6 +15,13 @@ costs: instantiating core modules with as many functions in one segment, placed 
 
     .venv/bin/python -m bench.tables [skill.wasm ...]    # default: the `probe` test skill
     .venv/bin/python -m bench.tables --short             # the smoke run of `make test`
+
+`--functions N` measures only the cost, with no component read or built, so it runs in any environment
+that has `wasmtime` alone; that is how wasmtime releases compare (bench/RESULTS.md, "Session 13": 8,000
+functions into an imported table cost ~6x more CPU from wasmtime 38 on than in 36):
+
+    python3 -m venv /tmp/wt36 && /tmp/wt36/bin/pip install wasmtime==36.0.0
+    PYTHONPATH=. /tmp/wt36/bin/python -m bench.tables --functions 8000
 """
 
 from __future__ import annotations
@@ -24,11 +31,10 @@ import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 import wasmtime
-
-from tests.support.skills import build_skill
 
 _CORE_MODULE = 1
 _NESTED_COMPONENT = 4
@@ -250,7 +256,16 @@ def main() -> None:
     parser.add_argument(
         "--short", action="store_true", help="the probe skill, a small measurement (a smoke run)"
     )
+    parser.add_argument(
+        "--functions", type=int, help="only measure instantiating this many functions (no component)"
+    )
     args = parser.parse_args()
+    print(f"wasmtime {version('wasmtime')}\n")
+    if args.functions:
+        instantiation_cost(args.functions, 300)
+        return
+    from tests.support.skills import build_skill  # needs the project's environment
+
     eager = 0
     for path in args.wasm or [build_skill("probe")]:
         eager = max(eager, report(path))

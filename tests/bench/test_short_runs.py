@@ -83,3 +83,27 @@ def test_tables_short(probe_wasm: Path, compiled_cache: Path) -> None:
     assert "libpython3.12.so" in out
     assert "function references are initialised at every instantiation" in out
     assert "| segment into | instantiate ms | ratio |" in out
+
+
+def test_tables_functions_needs_wasmtime_alone(tmp_path: Path) -> None:
+    """`--functions` is how wasmtime releases are compared, from a scratch environment holding only
+    `wasmtime`: here an interpreter without site-packages that sees the repository and wasmtime alone."""
+    from importlib.metadata import version
+
+    import wasmtime
+
+    package = Path(wasmtime.__file__).parent
+    (tmp_path / "wasmtime").symlink_to(package)
+    for info in package.parent.glob("wasmtime-*.dist-info"):
+        (tmp_path / info.name).symlink_to(info)
+    code = (
+        f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(tmp_path)!r}]; import runpy; "
+        "sys.argv = ['tables', '--functions', '300']; runpy.run_module('bench.tables', run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"wasmtime {version('wasmtime')}" in result.stdout
+    assert "| an imported table, imported offset (as componentize-py) |" in result.stdout
+    assert "| core module | name |" not in result.stdout  # no component was read
