@@ -260,8 +260,10 @@ def main() -> None:
         "--functions", type=int, help="only measure instantiating this many functions (no component)"
     )
     args = parser.parse_args()
+    if args.functions is not None and (args.functions < 1 or args.wasm):
+        parser.error("--functions takes a count of at least 1 and no components")
     print(f"wasmtime {version('wasmtime')}\n")
-    if args.functions:
+    if args.functions is not None:
         instantiation_cost(args.functions, 300)
         return
     from tests.support.skills import build_skill  # needs the project's environment
